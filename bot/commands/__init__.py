@@ -1,0 +1,1 @@
+"""The non-Telegram subcommands of the CLI."""

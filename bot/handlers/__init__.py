@@ -1,0 +1,1 @@
+"""Telegram handlers, one module per concern; wired together in bot.app."""

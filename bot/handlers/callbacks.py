@@ -1,0 +1,47 @@
+"""Inline buttons: feedback on a result, /forget confirmation, follow-up topics."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.ext import ContextTypes
+
+from ..messages import t
+from .common import assistant, escape, language, reply_markup, send_html
+
+
+async def on_feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    lang = await language(update, context)
+    try:
+        _, prediction_id, value = query.data.split(":")
+        saved = await assistant(context).log.feedback(update.effective_user.id, int(prediction_id), value == "1")
+    except ValueError:
+        saved = False
+    await query.answer(t("feedback.thanks" if saved else "feedback.unknown", lang))
+    if saved:
+        await query.edit_message_reply_markup(None)
+
+
+async def on_forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    lang = await language(update, context)
+    await query.answer()
+    if query.data == "forget:yes":
+        deleted = await assistant(context).log.forget(update.effective_user.id)
+        text = t("cmd.forget_done" if deleted else "cmd.forget_nothing", lang)
+    else:
+        text = t("cmd.forget_cancelled", lang)
+    await query.edit_message_text(text, parse_mode=ParseMode.HTML)
+
+
+async def on_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    lang = await language(update, context)
+    await query.answer()
+    reply = assistant(context).router.topic(query.data.split(":", 1)[1], lang)
+    if reply is None:
+        return
+    await assistant(context).log.message(update.effective_user.id, lang, "in", "button", query.data)
+    await assistant(context).log.message(update.effective_user.id, lang, "out", reply.kind, reply.text, reply.intent)
+    await send_html(update, escape(reply.text), reply_markup(reply, t("button.learn_more", lang)))

@@ -1,0 +1,29 @@
+"""Free text: the chat router answers in the user's language, with topic buttons and a source link."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.constants import ChatAction
+from telegram.ext import ContextTypes
+
+from ..messages import t
+from .common import assistant, escape, language, reply_markup, send_html
+
+MAX_TEXT = 4096
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    text = (message.text or "").replace("\x00", "")
+    if update.effective_chat.type != "private":
+        username = context.bot.username or ""
+        if f"@{username}".lower() not in text.lower():
+            return  # in groups we answer only commands and mentions
+        text = text.replace(f"@{username}", "").strip()
+    lang = await language(update, context, text)
+    await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
+    reply = await assistant(context).ask(update.effective_user.id, text[:MAX_TEXT], lang)
+    body = escape(reply.text)
+    if len(text) > 1000:
+        body += "\n\n" + t("text.too_long", reply.lang)
+    await send_html(update, body, reply_markup(reply, t("button.learn_more", reply.lang)))

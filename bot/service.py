@@ -1,0 +1,111 @@
+"""The bot's core, free of Telegram: answer a text, analyse an image, keep the log.
+
+Telegram handlers and the console chat both call this, so they behave the same.
+CPU work (decoding, inference) runs in a bounded thread pool, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from inference.cascade import Cascade, CascadeResult
+from inference.errors import InputRejected
+from inference.intents import IntentModel
+from inference.manifest import load_manifest
+from inference.scan import Scan, load_scan
+
+from .chat import ChatRouter, Reply
+from .db.engine import Database
+from .db.log import ConversationLog
+from .knowledge import load_knowledge
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """Either a result or a rejection, plus what the reply needs."""
+
+    result: CascadeResult | None = None
+    rejection: InputRejected | None = None
+    scan: Scan | None = None
+    prediction_id: int | None = None
+
+
+class RateLimiter:
+    """At most `limit` events per user in a sliding `window` of seconds."""
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window
+        self.events: dict[int, deque[float]] = defaultdict(deque)
+
+    def check(self, user_id: int, now: float | None = None) -> float:
+        """0 when allowed (and counted), else the seconds to wait."""
+        now = time.monotonic() if now is None else now
+        q = self.events[user_id]
+        while q and now - q[0] >= self.window:
+            q.popleft()
+        if len(q) >= self.limit:
+            return self.window - (now - q[0])
+        q.append(now)
+        return 0.0
+
+
+class Assistant:
+    def __init__(self, settings: Settings, cascade: Cascade, router: ChatRouter, db: Database) -> None:
+        self.settings = settings
+        self.cascade = cascade
+        self.router = router
+        self.db = db
+        self.log = ConversationLog(db, store_images=settings.store_images)
+        self.pool = ThreadPoolExecutor(max_workers=max(1, settings.inference_workers), thread_name_prefix="infer")
+        self.cpu_slots = asyncio.Semaphore(max(1, settings.inference_workers) * 2)
+        self.image_limit = RateLimiter(settings.images_per_minute)
+
+    @classmethod
+    async def create(cls, settings: Settings) -> "Assistant":
+        """Load the models and open (and migrate) the database, once per process."""
+        manifest = load_manifest(settings.models_dir)
+        cascade = Cascade(manifest)
+        router = ChatRouter(load_knowledge(), IntentModel.from_manifest(manifest), manifest)
+        db = Database(settings.database_url)
+        await db.migrate()
+        return cls(settings, cascade, router, db)
+
+    async def close(self) -> None:
+        await self.db.close()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    async def run_cpu(self, fn, *args):
+        async with self.cpu_slots:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def user_language(self, user_id: int, language_code: str | None, text: str = "") -> str:
+        stored = await self.log.language(user_id)
+        return stored or self.router.language_of(text, language_code)
+
+    async def ask(self, user_id: int, text: str, lang: str, kind: str = "text") -> Reply:
+        await self.log.message(user_id, lang, "in", kind, text[:4096])
+        reply = self.router.answer(text, lang=lang)
+        await self.log.message(user_id, lang, "out", reply.kind, reply.text, reply.intent)
+        return reply
+
+    async def analyse(self, user_id: int, data: bytes, file_name: str | None, source: str, lang: str) -> ImageOutcome:
+        await self.log.message(user_id, lang, "in", source, file_name)
+        try:
+            scan = await self.run_cpu(load_scan, data, file_name)
+            result = await self.run_cpu(self.cascade.predict_image, scan.image)
+        except InputRejected as rejection:
+            await self.log.message(user_id, lang, "out", "rejected", rejection.code)
+            return ImageOutcome(rejection=rejection)
+        prediction_id = await self.log.prediction(user_id, lang, "dicom" if scan.kind == "dicom" else source,
+                                                  scan.sha256, result, data)
+        await self.log.message(user_id, lang, "out", "result", result.verdict)
+        return ImageOutcome(result=result, scan=scan, prediction_id=prediction_id)

@@ -1,0 +1,34 @@
+"""One entry point for every uploaded file: DICOM or ordinary picture → validated image."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from .errors import InputRejected
+from .imaging import MAX_FILE_BYTES, decode_image
+
+
+@dataclass(frozen=True)
+class Scan:
+    image: Image.Image  # 8-bit RGB
+    sha256: str
+    kind: str  # "image" | "dicom"
+    dicom: dict = field(default_factory=dict)  # modality, body_part, frames, frame_index… never patient tags
+    warnings: tuple[str, ...] = ()
+
+
+def load_scan(data: bytes, file_name: str | None = None, frame: int | None = None) -> Scan:
+    """Decode an upload, or raise InputRejected with a user-facing reason code."""
+    if len(data) > MAX_FILE_BYTES:
+        raise InputRejected("too_large", f"the file is {len(data) / 1e6:.1f} MB; the limit is 20 MB")
+    digest = hashlib.sha256(data).hexdigest()
+    from .dicom import decode_dicom, dicom_summary_for_log, is_dicom
+
+    if is_dicom(data, file_name):
+        sl = decode_dicom(data, frame=frame)
+        return Scan(sl.image.convert("RGB"), digest, "dicom", dicom_summary_for_log(sl), tuple(sl.warnings))
+    decoded = decode_image(data)
+    return Scan(decoded.image, digest, "image", {}, ())

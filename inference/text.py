@@ -1,0 +1,138 @@
+"""Offline NLTK text features for the intent model: fold, tokenize, stem, fix typos.
+
+Needs no downloaded NLTK data: a regexp tokenizer and the Snowball stemmers ship
+inside the nltk package. Training (`training.train_intents`) imports this module,
+so features are computed identically at training and serving time.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from nltk.metrics.distance import edit_distance
+from nltk.stem.snowball import SnowballStemmer
+from nltk.tokenize import RegexpTokenizer
+
+MAX_CHARS = 1000
+_TOKENIZER = RegexpTokenizer(r"[a-z]+|\d+")
+_STEMMERS = {"es": SnowballStemmer("spanish"), "en": SnowballStemmer("english")}
+
+# Frequent function words, used only to guess the language of a message.
+_FUNCTION_WORDS = {
+    "es": set("el la los las un una unos unas de del que y o en es son por para con sin mi me te se lo le "
+              "su sus al como cual cuales donde cuando porque pero muy mas tengo tiene hay esta estoy puede "
+              "puedo hola gracias que quien sirve hacer tumor cerebral cabeza dolor sintomas".split()),
+    "en": set("the a an of and or in is are was by for with without my me you it its to what which where "
+              "when why how but very more have has there this that can could do does hello hi thanks "
+              "who brain headache symptoms tumour".split()),
+}
+
+
+def fold(text: str) -> str:
+    """Lower-case, strip accents and control characters, collapse whitespace, truncate."""
+    text = text[:MAX_CHARS * 4]
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch) and unicodedata.category(ch)[0] != "C" or ch in " \n")
+    return re.sub(r"\s+", " ", text.lower()).strip()[:MAX_CHARS]
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKENIZER.tokenize(fold(text))
+
+
+def detect_language(text: str, language_code: str | None = None, default: str = "es") -> str:
+    """Telegram's language_code wins; otherwise count function words; Spanish breaks ties."""
+    if language_code:
+        code = language_code.lower()[:2]
+        if code in _STEMMERS:
+            return code
+    words = tokens(text)
+    scores = {lang: sum(w in vocab for w in words) for lang, vocab in _FUNCTION_WORDS.items()}
+    if scores["en"] > scores["es"]:
+        return "en"
+    if scores["es"] > scores["en"]:
+        return "es"
+    return default
+
+
+def stem(word: str, lang: str) -> str:
+    return _STEMMERS[lang].stem(word)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Feature names (stems, stem bigrams, language) and the known surface words for typo repair."""
+
+    features: tuple[str, ...]
+    words: dict[str, tuple[str, ...]]  # lang -> known folded words
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {f: i for i, f in enumerate(self.features)})
+        object.__setattr__(self, "_known", {lang: frozenset(ws) for lang, ws in self.words.items()})
+
+    @property
+    def index(self) -> dict[str, int]:
+        return self._index  # type: ignore[attr-defined]
+
+    def repair(self, word: str, lang: str) -> str:
+        """Map an unknown word to the nearest known one (edit distance ≤ 1, ≤ 2 for long words)."""
+        return _repair(self, word, lang)
+
+    def to_json(self) -> dict:
+        return {"features": list(self.features), "words": {k: list(v) for k, v in self.words.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Vocabulary":
+        return cls(tuple(data["features"]), {k: tuple(v) for k, v in data["words"].items()})
+
+
+@lru_cache(maxsize=20000)
+def _repair(vocab: Vocabulary, word: str, lang: str) -> str:
+    known = vocab._known.get(lang, frozenset())  # type: ignore[attr-defined]
+    if word in known or len(word) < 4 or word.isdigit():
+        return word
+    budget = 1 if len(word) < 7 else 2
+    best, best_d = word, budget + 1
+    for candidate in known:
+        if abs(len(candidate) - len(word)) > budget or candidate[0] != word[0] and len(word) < 7:
+            continue
+        d = edit_distance(word, candidate, transpositions=True)
+        if d < best_d:
+            best, best_d = candidate, d
+    return best if best_d <= budget else word
+
+
+def feature_names(text: str, lang: str, vocab: Vocabulary | None = None) -> list[str]:
+    """Stems and stem bigrams of a message (after typo repair when a vocabulary is given)."""
+    words = tokens(text)
+    if vocab is not None:
+        words = [vocab.repair(w, lang) for w in words]
+    stems = [stem(w, lang) for w in words]
+    return stems + [f"{a}_{b}" for a, b in zip(stems, stems[1:])]
+
+
+def build_vocabulary(samples: list[tuple[str, str]], min_count: int = 1) -> Vocabulary:
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    words: dict[str, set[str]] = {lang: set() for lang in _STEMMERS}
+    for text, lang in samples:
+        words[lang].update(tokens(text))
+        counts.update(set(feature_names(text, lang)))
+    features = sorted(f for f, c in counts.items() if c >= min_count)
+    return Vocabulary(tuple(features), {lang: tuple(sorted(ws)) for lang, ws in words.items()})
+
+
+def vectorize(text: str, lang: str, vocab: Vocabulary):
+    import numpy as np
+
+    vec = np.zeros((len(vocab.features),), dtype=np.float32)
+    index = vocab.index
+    for name in feature_names(text, lang, vocab):
+        i = index.get(name)
+        if i is not None:
+            vec[i] = 1.0
+    return vec

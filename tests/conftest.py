@@ -1,0 +1,74 @@
+"""Shared fixtures: the real data folder (skipped when absent), the committed models, sample files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("SAVEYOURLIFE_DATA", REPO.parent / "shared" / "data"))
+MODELS_DIR = REPO / "models"
+
+
+def has_data() -> bool:
+    return (DATA_DIR / "manifest.tsv").exists()
+
+
+needs_data = pytest.mark.skipif(not has_data(), reason="../shared/data is not present")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not has_data():
+        pytest.skip("../shared/data is not present")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def manifest_rows(data_dir) -> list[dict]:
+    with (data_dir / "manifest.tsv").open(newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def pick(rows: list[dict], n: int, **where) -> list[Path]:
+    """The first n test-split rows matching `where` (deterministic)."""
+    out = [DATA_DIR / r["path"] for r in rows if r["split"] == "test" and all(r[k] == v for k, v in where.items())]
+    return out[:n]
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    return MODELS_DIR
+
+
+def png_bytes(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", **kw)
+    return buf.getvalue()
+
+
+def jpeg_bytes(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=90, **kw)
+    return buf.getvalue()
+
+
+def landscape_photo(size=(320, 240), seed: int = 0) -> Image.Image:
+    """A generated colourful 'holiday photo': sky gradient, green ground, a red sun. Clearly not an MRI."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    y = np.linspace(0, 1, h)[:, None]
+    sky = np.stack([80 + 100 * y, 140 + 80 * y, 235 - 20 * y], axis=-1).repeat(w, axis=1)
+    img = sky.copy()
+    img[int(h * 0.6):] = [60, 150, 50]
+    yy, xx = np.mgrid[:h, :w]
+    sun = (yy - h * 0.25) ** 2 + (xx - w * 0.75) ** 2 < (h * 0.1) ** 2
+    img[sun] = [240, 60, 30]
+    img += rng.normal(0, 6, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")

@@ -1,0 +1,28 @@
+"""Read and update models/manifest.json, the single source of truth the server loads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+
+
+def load(models_dir: Path) -> dict:
+    path = models_dir / MANIFEST
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"schema": 1, "models": {}}
+
+
+def update_manifest_entry(models_dir: Path, name: str, entry: dict, content: bytes) -> None:
+    manifest = load(models_dir)
+    entry = dict(entry)
+    entry["sha256"] = hashlib.sha256(content).hexdigest()
+    entry["bytes"] = len(content)
+    entry["trained_at"] = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    manifest["models"][name] = entry
+    manifest["updated_at"] = entry["trained_at"]
+    (models_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,224 @@
+"""Turn test-set logits into the numbers, thresholds, plots and model cards we publish."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from inference.calibration import softmax
+
+from .dataset import Row
+from .metrics import (abstention_band, binary_operating_point, classification_report, confidence_threshold,
+                      coverage_at, expected_calibration_error, fit_temperature, reliability_bins, sens_spec)
+from .tasks import ImageTask
+
+# Targets from the model-quality issue; the cascade itself never reads these.
+MIN_SENSITIVITY = {"discriminator": 0.995, "detector": 0.99}
+
+
+def _binary_thresholds(name: str, p_val: np.ndarray, y_val: np.ndarray) -> dict:
+    point = binary_operating_point(p_val, y_val, MIN_SENSITIVITY[name])
+    low, high = abstention_band(p_val, y_val, point["threshold"])
+    return {"decision": round(point["threshold"], 4), "band_low": low, "band_high": high}
+
+
+def _answered_binary(p: np.ndarray, y: np.ndarray, th: dict) -> dict:
+    answered = (p < th["band_low"]) | (p >= th["band_high"])
+    pred = p[answered] >= th["band_high"]
+    acc = float((pred == (y[answered] == 1)).mean()) if answered.any() else 0.0
+    return {"coverage": round(float(answered.mean()), 4), "answered_accuracy": round(acc, 4)}
+
+
+def evaluate_task(task: ImageTask, val_logits, y_val, test_logits, y_test, rows: dict[str, list[Row]]) -> dict:
+    temperature = fit_temperature(val_logits, y_val)
+    p_val = softmax(val_logits, temperature)
+    p_test_raw = softmax(test_logits, 1.0)
+    p_test = softmax(test_logits, temperature)
+    labels = list(task.labels)
+    test = classification_report(y_test, p_test, labels)
+    test["ece_before_temperature"] = round(expected_calibration_error(y_test, p_test_raw), 4)
+    test["ece_after_temperature"] = test.pop("ece")
+    test["reliability"] = reliability_bins(y_test, p_test)
+
+    headline = {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "ece": test["ece_after_temperature"]}
+    if task.positive is not None:
+        th = _binary_thresholds(task.name, p_val[:, 1], y_val)
+        test["operating_point"] = sens_spec(p_test[:, 1], y_test, th["decision"])
+        test["abstention"] = _answered_binary(p_test[:, 1], y_test, th)
+        headline.update({"sensitivity": test["operating_point"]["sensitivity"],
+                         "specificity": test["operating_point"]["specificity"], **test["abstention"]})
+    else:
+        th = {"min_confidence": confidence_threshold(p_val, y_val)}
+        test["abstention"] = coverage_at(p_test, y_test, th["min_confidence"])
+        headline.update({k: test["per_class"][k]["recall"] for k in ("glioma", "meningioma")
+                         if k in test["per_class"]} | {"coverage": test["abstention"]["coverage"],
+                                                        "answered_accuracy": test["abstention"]["answered_accuracy"]})
+        headline = {k if k in ("accuracy", "macro_f1", "ece", "coverage", "answered_accuracy") else f"recall_{k}": v
+                    for k, v in headline.items()}
+    test["headline"] = headline
+
+    test_rows = rows["test"]
+    if task.name == "discriminator":
+        by_kind: dict[str, list[bool]] = defaultdict(list)
+        pred = p_test[:, 1] >= th["decision"]
+        for row, ok in zip(test_rows, pred == (y_test == 1)):
+            by_kind[row.kind].append(bool(ok))
+        test["accuracy_by_kind"] = {k: {"n": len(v), "accuracy": round(float(np.mean(v)), 4)} for k, v in sorted(by_kind.items())}
+    clean = np.array([not r.label_conflict for r in test_rows])
+    if clean.any() and not clean.all():
+        test["accuracy_without_label_conflicts"] = round(float((p_test.argmax(1)[clean] == y_test[clean]).mean()), 4)
+
+    data = {split: dict(sorted(Counter(labels[task.label_of(r)] for r in rs).items())) for split, rs in rows.items()}
+    data["groups_by_split"] = {split: len({r.group for r in rs}) for split, rs in rows.items()}
+    data["sources"] = sorted({r.source for rs in rows.values() for r in rs})
+    data["split_rule"] = "manifest.tsv `split`: whole near-duplicate groups (mri_dup_component), ~70/15/15, stratified"
+    return {"temperature": temperature, "thresholds": th, "test": test, "data": data}
+
+
+def _plot_confusion(path: Path, cm: list[list[int]], labels: list[str], title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm_arr = np.array(cm)
+    fig, ax = plt.subplots(figsize=(4.2, 3.8), dpi=110)
+    ax.imshow(cm_arr, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for (i, j), v in np.ndenumerate(cm_arr):
+        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm_arr.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_reliability(path: Path, bins: list[dict], title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=110)
+    centers = [(b["lo"] + b["hi"]) / 2 for b in bins if b["n"]]
+    accs = [b["accuracy"] for b in bins if b["n"]]
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
+    ax.bar(centers, accs, width=0.09, alpha=0.7, label="accuracy")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_history(path: Path, history: dict, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), dpi=110)
+    for key, ax in zip(("loss", "accuracy"), axes):
+        for prefix in ("", "val_"):
+            if prefix + key in history:
+                ax.plot(history[prefix + key], label=prefix + key)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_reports(task: ImageTask, models_dir: Path, entry: dict, evaluation: dict, history: dict | None) -> Path:
+    out = models_dir / "cards" / task.name
+    out.mkdir(parents=True, exist_ok=True)
+    test = evaluation["test"]
+    (out / "metrics.json").write_text(json.dumps({"model": task.name, "temperature": evaluation["temperature"],
+                                                  "thresholds": evaluation["thresholds"], "test": test,
+                                                  "export": entry.get("export"), "data": evaluation["data"]},
+                                                 indent=2) + "\n")
+    _plot_confusion(out / "confusion.png", test["confusion_matrix"], list(task.labels), f"{task.name} — test")
+    _plot_reliability(out / "reliability.png", test["reliability"], f"{task.name} — reliability (test)")
+    if history:
+        _plot_history(out / "training_curves.png", history, f"{task.name} — training")
+        (out / "history.json").write_text(json.dumps(history) + "\n")
+    (out / "MODEL_CARD.md").write_text(model_card(task, entry, evaluation))
+    return out
+
+
+def model_card(task: ImageTask, entry: dict, evaluation: dict) -> str:
+    test = evaluation["test"]
+    rows = "\n".join(f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+                     for k, v in test["per_class"].items())
+    kinds = ""
+    if "accuracy_by_kind" in test:
+        kinds = "\n### Accuracy by kind of picture (test)\n\n| kind | n | accuracy |\n|---|---|---|\n" + "\n".join(
+            f"| {k} | {v['n']} | {v['accuracy']:.4f} |" for k, v in test["accuracy_by_kind"].items()) + "\n"
+    purpose = {
+        "discriminator": "Decides whether a picture is a brain MRI slice at all, before any tumour model sees it.",
+        "detector": "Estimates whether a brain MRI slice shows a tumour (glioma, meningioma or pituitary tumour).",
+        "typer": "Given a brain MRI slice, estimates glioma / meningioma / pituitary tumour / no tumour.",
+    }[task.name]
+    training = entry.get("training", {})
+    return f"""# Model card: {task.name}
+
+{purpose}
+
+*Generated by `saveyourlife train {task.name}` / `saveyourlife evaluate`; every number below was measured on the
+untouched group-split test set with the exported LiteRT model (`{entry['file']}`, variant `{entry['export']['variant']}`).*
+
+## Intended use
+Education and triage support for people who already hold a brain MRI slice and want to understand it while they
+wait for a clinician. Inputs: one axial/coronal/sagittal 2-D slice (JPEG/PNG/DICOM) of an adult brain MRI.
+
+## Out of scope
+- **Not a medical device, not a diagnosis.** Never use it to decide treatment.
+- Not for CT, X-ray or any modality other than MRI; not validated for children, post-operative scans,
+  3-D volumes or rare tumour types (it knows only glioma, meningioma and pituitary tumour).
+- Not validated on phone photos of films or screens.
+
+## Training data
+Public sets via `../shared/data` (see `manifest.tsv`): the Kaggle "Brain Tumor MRI Dataset" (masoudnickparvar;
+built from figshare Cheng et al. 2015, SARTAJ and Br35H), Br35H (Ahmed Hamada) and, for the discriminator, real non-MRI
+pictures of 11 kinds whose origins and licences are listed per image in each kind's `SOURCES.tsv` (some are
+non-commercial: FUNSD, some ieee8023 chest X-rays, HAM10000). The MRI mirrors state no licence.
+
+Split: {evaluation['data']['split_rule']}. Images in groups with contradictory labels are left out of training but
+kept in validation and test.
+
+| split | counts | groups |
+|---|---|---|
+""" + "\n".join(f"| {s} | {json.dumps(evaluation['data'][s])} | {evaluation['data']['groups_by_split'][s]} |"
+               for s in ("train", "val", "test")) + f"""
+
+Architecture: compact CNN (strided stem, {len(task.widths)} conv + separable-conv blocks, widths {list(task.widths)}),
+{entry['input']['size']} px, {'RGB' if task.channels == 3 else 'grayscale'}; trunk initialised from
+`{task.init_from or 'scratch'}`. Seed {training.get('seed')}, {training.get('epochs_run')} epochs, {training.get('seconds')} s on 2 CPU cores.
+
+## Metrics (test)
+
+- accuracy **{test['accuracy']:.4f}**, macro-F1 **{test['macro_f1']:.4f}** (n = {test['n']})
+- ECE {test['ece_before_temperature']:.4f} before, **{test['ece_after_temperature']:.4f}** after temperature scaling (T = {evaluation['temperature']})
+- decision thresholds (chosen on validation): `{json.dumps(evaluation['thresholds'])}`
+- operating point / abstention: `{json.dumps({k: test[k] for k in ('operating_point', 'abstention') if k in test})}`
+{f"- accuracy without label-conflict groups: {test['accuracy_without_label_conflicts']:.4f}" if 'accuracy_without_label_conflicts' in test else ''}
+
+| class | precision | recall | F1 | support |
+|---|---|---|---|---|
+{rows}
+{kinds}
+Figures: `confusion.png`, `reliability.png`, `training_curves.png`; raw numbers: `metrics.json`.
+
+## Known failure modes
+- The public sets carry label noise (517 rows sit in near-duplicate groups with contradictory labels; the SARTAJ part
+  is known for mislabelled gliomas), so some "errors" are label errors and some "hits" may be wrong labels.
+- Trained on clean 2-D crops: phone photos of films, screenshots with overlays and unusual windowing may be misread
+  or rejected as "not an MRI".
+- A single slice can miss a tumour visible on other slices; a "no tumour" answer never rules one out.
+"""

@@ -1,0 +1,61 @@
+"""What each image model learns: which rows, which labels, which input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .dataset import TYPE_LABELS, Row
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    name: str
+    labels: tuple[str, ...]
+    channels: int
+    widths: tuple[int, ...]
+    includes: Callable[[Row], bool]
+    label_of: Callable[[Row], int]
+    max_epochs: int
+    init_from: str | None = None
+    positive: str | None = None  # the label whose probability the cascade thresholds
+
+
+def _tumor_label(row: Row) -> int:
+    return 0 if row.label == "notumor" else 1
+
+
+TASKS: dict[str, ImageTask] = {
+    "discriminator": ImageTask(
+        name="discriminator",
+        labels=("not_mri", "mri"),
+        channels=3,
+        widths=(24, 48, 96, 192),
+        includes=lambda r: True,
+        label_of=lambda r: int(r.is_brain_mri),
+        max_epochs=12,
+        positive="mri",
+    ),
+    "detector": ImageTask(
+        name="detector",
+        labels=("notumor", "tumor"),
+        channels=1,
+        widths=(32, 64, 128, 256),
+        includes=lambda r: r.is_brain_mri,
+        label_of=_tumor_label,
+        max_epochs=30,
+        positive="tumor",
+    ),
+    "typer": ImageTask(
+        name="typer",
+        labels=TYPE_LABELS,
+        channels=1,
+        widths=(32, 64, 128, 256),
+        includes=lambda r: r.source == "kaggle4",
+        label_of=lambda r: TYPE_LABELS.index(r.label),
+        max_epochs=35,
+        init_from="detector",
+    ),
+}
+
+IMAGE_SIZE = 128
