@@ -47,6 +47,10 @@ for 403s), the largest PhotoSize of a photo holds the original bytes (Telegram
 would recompress them), message text is echoed without whitespace trimming,
 webhook URLs may be plain ``http://``.
 
+Every API call lands in :attr:`FakeTelegram.sent` as a :class:`SentCall` the
+moment it arrives (``ok is None`` until answered), getUpdates included, so
+``await fake.wait_for("getUpdates")`` tells you the bot has started polling.
+
 Everything is single-event-loop: call the test-side helpers from the loop the
 server runs in (i.e. from your async test). Nothing here spins: long polls and
 ``wait_for`` block on :class:`asyncio.Event` objects with timeouts.
@@ -183,7 +187,8 @@ class SentCall:
         token: bot token from the URL.
         http_method: ``"GET"`` / ``"POST"``.
         ok: ``True`` if the fake answered ``ok: true``; ``False`` for API errors,
-            injected faults and dropped connections.
+            injected faults and dropped connections; ``None`` while the call is
+            still being handled (pending long poll, injected delay).
         status: HTTP status sent (``None`` when the connection was dropped).
         result: the ``result`` returned (Message dict, list, ``True``...).
         error: the error JSON returned, if any.
@@ -235,7 +240,7 @@ class SentCall:
         if self.text is not None:
             txt = str(self.text)
             bits.append(repr(txt if len(txt) <= 80 else txt[:77] + "..."))
-        for key in ("message_id", "callback_query_id", "action", "file_id", "offset", "timeout"):
+        for key in ("message_id", "callback_query_id", "action", "file_id", "url", "offset", "timeout"):
             if key in self.params:
                 bits.append(f"{key}={self.params[key]!r}")
         if self.files:
@@ -484,8 +489,10 @@ def parse_markdown_v2(text: str) -> tuple[str, list[dict]]:
             if i + 1 < n and 0 < ord(text[i + 1]) <= 126:
                 out.add(text[i + 1])
                 i += 2
-                continue
-            raise bad_request(prefix + f"Character '\\' is reserved and must be escaped with the preceding '\\'")
+            else:  # a backslash before non-ASCII / at the end is kept literally
+                out.add(c)
+                i += 1
+            continue
         if top and top[1] in ("code", "pre"):
             if top[1] == "pre" and text.startswith("```", i):
                 stack.pop()
@@ -533,6 +540,9 @@ def parse_markdown_v2(text: str) -> tuple[str, list[dict]]:
                 break
         if matched:
             continue
+        if c == "!" and text.startswith("![", i):  # custom emoji: ![👍](tg://emoji?id=...)
+            i += 1
+            continue
         if c == "[":
             stack.append(("[", "text_link", out.len16, i))
             i += 1
@@ -548,7 +558,11 @@ def parse_markdown_v2(text: str) -> tuple[str, list[dict]]:
                 if j >= n:
                     raise bad_request(prefix + f"Can't find end of a URL at byte offset {_byte_offset(text, i + 1)}")
                 stack.pop()
-                out.entity("text_link", top[2], url="".join(url))
+                link = "".join(url)
+                if link.startswith("tg://emoji?id="):
+                    out.entity("custom_emoji", top[2], custom_emoji_id=link[len("tg://emoji?id="):])
+                else:
+                    out.entity("text_link", top[2], url=link)
                 i = j + 1
                 continue
             raise bad_request(prefix + f"Character ']' is reserved and must be escaped with the preceding '\\'")
@@ -673,10 +687,11 @@ class FakeTelegram:
         self.webhook_delivery = webhook_delivery
         self.max_poll_timeout = max_poll_timeout
 
-        #: Every call the bot made except getUpdates (see :attr:`get_updates_calls`),
-        #: in arrival-completion order, including failed/faulted ones (``ok`` False).
+        #: Every API call the bot made, in arrival order, appended as soon as its
+        #: parameters are read (``ok`` is ``None`` while in flight, e.g. a pending
+        #: long poll), including failed / faulted ones (``ok`` False).
         self.sent: list[SentCall] = []
-        #: Bounded log of getUpdates calls (``result`` holds the returned updates).
+        #: The getUpdates calls again, bounded (``result`` holds the returned updates).
         self.get_updates_calls: collections.deque[SentCall] = collections.deque(maxlen=1000)
         #: Bounded log of file downloads: dicts {file_path, status, truncated, time}.
         self.downloads: collections.deque[dict] = collections.deque(maxlen=1000)
@@ -981,6 +996,8 @@ class FakeTelegram:
         """Return the first call in ``sent[start:]`` matching ``predicate``, waiting for it.
 
         ``predicate`` may be a method name (``"sendMessage"``) instead of a callable.
+        Calls appear at arrival (``ok is None`` while in flight) and are re-checked
+        when they complete, so predicates may test ``c.ok`` / ``c.result``.
         Predicates raising KeyError/TypeError/AttributeError/IndexError count as
         "no match". Raises ``TimeoutError`` listing every recorded call.
         Use ``start=len(fake.sent)`` to only consider calls made from now on.
@@ -996,13 +1013,17 @@ class FakeTelegram:
                 return False
 
         deadline = time.monotonic() + timeout
-        idx = start
+        settled = start  # sent[start:settled] are finished calls that did not match
         while True:
-            while idx < len(self.sent):
+            in_flight_seen = False
+            for idx in range(settled, len(self.sent)):
                 call = self.sent[idx]
-                idx += 1
                 if matches(call):
                     return call
+                if call.ok is None:  # may still match once it completes: re-check later
+                    in_flight_seen = True
+                elif not in_flight_seen:
+                    settled = idx + 1
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._closing:
                 raise TimeoutError(f"no matching call within {timeout}s. {self.describe_sent(start)}")
@@ -1032,11 +1053,16 @@ class FakeTelegram:
 
     def describe_sent(self, start: int = 0) -> str:
         """Multi-line listing of recorded calls (for assertion messages)."""
-        calls = self.sent[start:]
-        if not calls:
-            return "The bot made no calls" + (f" after index {start}." if start else ".")
-        lines = [f"{len(calls)} recorded call(s):"]
-        lines += [f"  [{start + k}] {c.describe()}" for k, c in enumerate(calls[-50:], max(0, len(calls) - 50))]
+        indexed = [(start + k, c) for k, c in enumerate(self.sent[start:])]
+        polls = sum(1 for _, c in indexed if c.method == "getUpdates")
+        shown = [(k, c) for k, c in indexed if c.method != "getUpdates"]
+        if not shown:
+            return (f"The bot made no calls besides {polls} getUpdates" if polls else "The bot made no calls") + (
+                f" after index {start}." if start else ".")
+        lines = [f"{len(shown)} recorded call(s) (+{polls} getUpdates not listed):"]
+        if len(shown) > 50:
+            lines.append(f"  ... {len(shown) - 50} older call(s) omitted")
+        lines += [f"  [{k}] {c.describe()}" for k, c in shown[-50:]]
         return "\n".join(lines)
 
     def calls(self, method: str | None = None, chat_id: Any = None) -> list[SentCall]:
@@ -1114,11 +1140,10 @@ class FakeTelegram:
             waiters.discard(ev)
 
     def _record(self, call: SentCall) -> None:
+        self.sent.append(call)
         if call.method == "getUpdates":
             self.get_updates_calls.append(call)
-        else:
-            self.sent.append(call)
-            self._wake(self._sent_waiters)
+        self._wake(self._sent_waiters)
 
     @staticmethod
     def _json_response(status: int, body: dict) -> web.Response:
@@ -1190,12 +1215,18 @@ class FakeTelegram:
         canonical = self._handlers_lower.get(raw_method.lower())
         call = SentCall(method=canonical or raw_method, params={}, files={}, time=time.monotonic(),
                         token=token, http_method=request.method)
+        parse_error: ApiError | None = None
         try:
             call.params, call.files, call.file_info = await self._parse_params(request)
         except ApiError as exc:
-            return self._finish(call, exc)
+            parse_error = exc
         except Exception as exc:  # malformed body
-            return self._finish(call, bad_request(f"can't parse request: {exc}"))
+            parse_error = bad_request(f"can't parse request: {exc}")
+        # Visible in `sent` from arrival on (ok=None while in flight), so e.g.
+        # wait_for("getUpdates") fires as soon as the bot starts long polling.
+        self._record(call)
+        if parse_error is not None:
+            return self._finish(call, parse_error)
 
         fault = self._take_fault(call.method)
         if fault is not None:
@@ -1204,7 +1235,7 @@ class FakeTelegram:
                 await asyncio.sleep(fault.delay)
             if fault.drop_connection:
                 call.ok = False
-                self._record(call)
+                self._wake(self._sent_waiters)
                 return self._drop(request)
             if fault.status and fault.status != 200:
                 return self._finish(call, fault.error())
@@ -1236,7 +1267,7 @@ class FakeTelegram:
             body = {"ok": True, "result": outcome}
             if description:
                 body["description"] = description
-        self._record(call)
+        self._wake(self._sent_waiters)
         return self._json_response(call.status, body)  # type: ignore[arg-type]
 
     async def _handle_download(self, request: web.Request) -> web.StreamResponse:
