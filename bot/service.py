@@ -109,3 +109,20 @@ class Assistant:
                                                   scan.sha256, result, data)
         await self.log.message(user_id, lang, "out", "result", result.verdict)
         return ImageOutcome(result=result, scan=scan, prediction_id=prediction_id)
+
+    def _heatmap_png(self, outcome: ImageOutcome, caption: str) -> bytes:
+        import io
+
+        from inference.heatmap import occlusion_map, render_overlay
+
+        heat = occlusion_map(self.cascade, outcome.scan.image, outcome.result)
+        buf = io.BytesIO()
+        render_overlay(outcome.scan.image, heat, caption).save(buf, format="PNG", optimize=True)
+        return buf.getvalue()
+
+    async def heatmap_png(self, outcome: ImageOutcome, caption: str) -> bytes | None:
+        """An overlay of what drove a `tumor`/`inconclusive` answer, or None when there is nothing to show."""
+        if outcome.result is None or outcome.result.verdict not in ("tumor", "inconclusive") \
+                or "unsure_mri" in outcome.result.reasons:
+            return None
+        return await self.run_cpu(self._heatmap_png, outcome, caption)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 
 from nltk.metrics.distance import edit_distance
 from nltk.stem.snowball import SnowballStemmer
@@ -72,14 +71,42 @@ class Vocabulary:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {f: i for i, f in enumerate(self.features)})
         object.__setattr__(self, "_known", {lang: frozenset(ws) for lang, ws in self.words.items()})
+        buckets: dict[tuple[str, str], list[str]] = {}
+        for lang, ws in self.words.items():
+            for w in ws:
+                buckets.setdefault((lang, w[:1]), []).append(w)
+        object.__setattr__(self, "_buckets", buckets)
+        object.__setattr__(self, "_repaired", {})
 
     @property
     def index(self) -> dict[str, int]:
         return self._index  # type: ignore[attr-defined]
 
     def repair(self, word: str, lang: str) -> str:
-        """Map an unknown word to the nearest known one (edit distance ≤ 1, ≤ 2 for long words)."""
-        return _repair(self, word, lang)
+        """Map an unknown word to the nearest known one with the same first letter.
+
+        Edit distance ≤ 1 (≤ 2 for words of 7+ letters); results are memoised.
+        """
+        key = (word, lang)
+        cache = self._repaired  # type: ignore[attr-defined]
+        if key not in cache:
+            if len(cache) > 50_000:
+                cache.clear()
+            cache[key] = self._nearest(word, lang)
+        return cache[key]
+
+    def _nearest(self, word: str, lang: str) -> str:
+        if word in self._known.get(lang, ()) or len(word) < 4 or word.isdigit():  # type: ignore[attr-defined]
+            return word
+        budget = 1 if len(word) < 7 else 2
+        best, best_d = word, budget + 1
+        for candidate in self._buckets.get((lang, word[:1]), ()):  # type: ignore[attr-defined]
+            if abs(len(candidate) - len(word)) > budget:
+                continue
+            d = edit_distance(word, candidate, transpositions=True)
+            if d < best_d:
+                best, best_d = candidate, d
+        return best if best_d <= budget else word
 
     def to_json(self) -> dict:
         return {"features": list(self.features), "words": {k: list(v) for k, v in self.words.items()}}
@@ -87,22 +114,6 @@ class Vocabulary:
     @classmethod
     def from_json(cls, data: dict) -> "Vocabulary":
         return cls(tuple(data["features"]), {k: tuple(v) for k, v in data["words"].items()})
-
-
-@lru_cache(maxsize=20000)
-def _repair(vocab: Vocabulary, word: str, lang: str) -> str:
-    known = vocab._known.get(lang, frozenset())  # type: ignore[attr-defined]
-    if word in known or len(word) < 4 or word.isdigit():
-        return word
-    budget = 1 if len(word) < 7 else 2
-    best, best_d = word, budget + 1
-    for candidate in known:
-        if abs(len(candidate) - len(word)) > budget or candidate[0] != word[0] and len(word) < 7:
-            continue
-        d = edit_distance(word, candidate, transpositions=True)
-        if d < best_d:
-            best, best_d = candidate, d
-    return best if best_d <= budget else word
 
 
 def feature_names(text: str, lang: str, vocab: Vocabulary | None = None) -> list[str]:

@@ -92,3 +92,6 @@ async def _analyse(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id: 
         rows.append([InlineKeyboardButton(t("button.helpful", lang), callback_data=f"fb:{outcome.prediction_id}:1"),
                      InlineKeyboardButton(t("button.not_helpful", lang), callback_data=f"fb:{outcome.prediction_id}:0")])
     await send_html(update, text + "\n\n" + t("feedback.question", lang), InlineKeyboardMarkup(rows) if rows else None)
+    overlay = await helper.heatmap_png(outcome, t("heatmap.caption", lang))
+    if overlay is not None:
+        await update.effective_chat.send_photo(overlay, caption=t("heatmap.caption", lang))

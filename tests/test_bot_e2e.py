@@ -1,0 +1,175 @@
+"""The real `saveyourlife bot` process against a fake Bot API over loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from .conftest import REPO, jpeg_bytes, landscape_photo, pick, png_bytes
+from .fake_telegram import FakeTelegram
+
+TOKEN = "123456789:AAE2e-test-token-ShouldNeverBeLogged"
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+class BotProcess:
+    def __init__(self, proc: asyncio.subprocess.Process, log_path: Path, db_path: Path) -> None:
+        self.proc = proc
+        self.log_path = log_path
+        self.db_path = db_path
+
+    def rows(self, sql: str, *args) -> list[tuple]:
+        with sqlite3.connect(self.db_path) as conn:
+            return conn.execute(sql, args).fetchall()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+async def start_bot(fake: FakeTelegram, tmp: Path, extra_env: dict | None = None) -> BotProcess:
+    exe = shutil.which("saveyourlife", path=str(Path(sys.executable).parent))
+    db_path = tmp / "bot.db"
+    log_path = tmp / "bot.log"
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": fake.api_url,
+           "TELEGRAM_FILE_URL": fake.file_url, "DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
+           "LOG_LEVEL": "DEBUG", **(extra_env or {})}
+    env.pop("WEBHOOK_URL", None)
+    proc = await asyncio.create_subprocess_exec(exe, "bot", cwd=REPO, env=env, stdout=log_path.open("wb"),
+                                                stderr=asyncio.subprocess.STDOUT)
+    await fake.wait_for("getUpdates", timeout=60)
+    return BotProcess(proc, log_path, db_path)
+
+
+async def stop_bot(bot: BotProcess) -> None:
+    if bot.proc.returncode is None:
+        bot.proc.terminate()
+        try:
+            await asyncio.wait_for(bot.proc.wait(), 20)
+        except asyncio.TimeoutError:
+            bot.proc.kill()
+            await bot.proc.wait()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def harness(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    async with FakeTelegram() as fake:
+        bot = await start_bot(fake, tmp)
+        try:
+            yield fake, bot
+        finally:
+            await stop_bot(bot)
+
+
+async def say(fake: FakeTelegram, chat_id: int, text: str, lang: str = "es"):
+    start = len(fake.sent)
+    fake.send_text(chat_id, text, language_code=lang)
+    return (await fake.replies(chat_id, 1, start=start))[0]
+
+
+async def test_start_explains_the_bot_privacy_and_that_it_is_not_a_medical_device(harness):
+    fake, bot = harness
+    reply = await say(fake, 1001, "/start")
+    assert "SaveYourLife" in reply.text and "No soy un dispositivo médico" in reply.text
+    assert "/forget" in reply.text
+    assert bot.rows("SELECT consent_at IS NOT NULL FROM users WHERE telegram_id = 1001") == [(1,)]
+
+
+async def test_a_question_gets_an_answer_in_the_users_language_with_a_source_button(harness):
+    fake, _ = harness
+    reply = await say(fake, 1002, "what is a meningioma?", lang="en")
+    assert "meningioma" in reply.text.lower()
+    buttons = [b for row in reply.params["reply_markup"]["inline_keyboard"] for b in row]
+    assert any(b.get("url", "").startswith("https://") and b["text"] == "Learn more" for b in buttons)
+
+
+async def test_a_real_mri_photo_is_classified_with_notice_and_feedback_buttons(harness, manifest_rows):
+    fake, bot = harness
+    scan = pick(manifest_rows, 1, source="kaggle4", label="glioma")[0]
+    start = len(fake.sent)
+    fake.send_photo(1003, scan.read_bytes())
+    reply = (await fake.replies(1003, 1, start=start, methods=("sendMessage",)))[0]
+    assert any(c.method == "sendChatAction" for c in fake.sent[start:])
+    assert "glioma" in reply.text.lower() and "No es un diagnóstico" in reply.text
+    assert "%" in reply.text
+    data = [b.get("callback_data", "") for row in reply.params["reply_markup"]["inline_keyboard"] for b in row]
+    feedback = next(d for d in data if d.startswith("fb:") and d.endswith(":1"))
+    fake.send_callback(1003, reply.result["message_id"], feedback)
+    answer = await fake.wait_for(lambda c: c.method == "answerCallbackQuery", start=start)
+    assert "Gracias" in answer.params.get("text", "")
+    await asyncio.sleep(0.3)
+    assert bot.rows("SELECT f.helpful FROM feedback f JOIN users u ON u.id = f.user_id WHERE u.telegram_id = 1003") == [(1,)]
+    assert bot.rows("SELECT image_bytes IS NULL, length(image_sha256) FROM predictions p JOIN users u ON u.id = p.user_id "
+                    "WHERE u.telegram_id = 1003") == [(1, 64)]
+
+
+async def test_a_generated_holiday_photo_is_not_an_mri(harness):
+    fake, _ = harness
+    start = len(fake.sent)
+    fake.send_photo(1004, jpeg_bytes(landscape_photo(seed=3)))
+    reply = (await fake.replies(1004, 1, start=start))[0]
+    assert "no parece una resonancia" in reply.text
+
+
+async def test_an_image_document_and_a_corrupt_file_get_clear_replies(harness, manifest_rows):
+    fake, _ = harness
+    from PIL import Image
+
+    scan = pick(manifest_rows, 1, source="kaggle4", label="notumor")[0]
+    start = len(fake.sent)
+    fake.send_document(1005, png_bytes(Image.open(scan)), "slice.png", "image/png")
+    reply = (await fake.replies(1005, 1, start=start))[0]
+    assert "Probabilidades" in reply.text
+    start = len(fake.sent)
+    fake.send_document(1005, jpeg_bytes(landscape_photo())[:300], "broken.jpg", "image/jpeg")
+    reply = (await fake.replies(1005, 1, start=start))[0]
+    assert "dañada" in reply.text
+    start = len(fake.sent)
+    fake.send_document(1005, b"%PDF-1.4\n%...", "informe.pdf", "application/pdf")
+    reply = (await fake.replies(1005, 1, start=start))[0]
+    assert "application/pdf" in reply.text
+
+
+async def test_forget_deletes_every_row_after_confirmation(harness, manifest_rows):
+    fake, bot = harness
+    await say(fake, 1006, "hola")
+    start = len(fake.sent)
+    fake.send_photo(1006, pick(manifest_rows, 1, source="kaggle4", label="pituitary")[0].read_bytes())
+    await fake.replies(1006, 1, start=start)
+    assert bot.rows("SELECT COUNT(*) FROM messages m JOIN users u ON u.id = m.user_id WHERE u.telegram_id = 1006")[0][0] >= 4
+    confirm = await say(fake, 1006, "/forget")
+    assert "borrar" in confirm.text
+    start = len(fake.sent)
+    fake.send_callback(1006, confirm.result["message_id"], "forget:yes")
+    done = await fake.wait_for(lambda c: c.method == "editMessageText", start=start)
+    assert "borrado" in done.params["text"]
+    await asyncio.sleep(0.3)
+    assert bot.rows("SELECT COUNT(*) FROM users WHERE telegram_id = 1006") == [(0,)]
+    assert bot.rows("SELECT COUNT(*) FROM predictions WHERE user_id NOT IN (SELECT id FROM users)") == [(0,)]
+    assert bot.rows("SELECT COUNT(*) FROM messages WHERE user_id NOT IN (SELECT id FROM users)") == [(0,)]
+
+
+async def test_stickers_voice_and_locations_get_a_polite_reply(harness):
+    fake, _ = harness
+    for send, expected in ((fake.send_sticker, "sticker"), (fake.send_voice, "voz"), (fake.send_location, "ubicaciones")):
+        start = len(fake.sent)
+        send(1007)
+        reply = (await fake.replies(1007, 1, start=start))[0]
+        assert expected in reply.text
+
+
+async def test_the_log_keeps_a_row_for_every_message_and_never_the_token(harness):
+    fake, bot = harness
+    await say(fake, 1008, "x" * 5000)
+    await asyncio.sleep(0.3)
+    kinds = bot.rows("SELECT direction, kind FROM messages m JOIN users u ON u.id = m.user_id WHERE u.telegram_id = 1008")
+    assert ("in", "text") in kinds and len(kinds) == 2
+    assert TOKEN not in bot.log_text()
+    assert TOKEN.split(":")[1] not in bot.log_text()

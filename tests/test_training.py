@@ -1,0 +1,54 @@
+"""Training shares preprocessing with serving, splits by group, and exports real LiteRT models."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.cascade import Cascade
+from inference.imaging import decode_image, to_tensor
+from training.dataset import read_manifest
+
+from .conftest import pick
+
+
+def test_training_cache_and_serving_give_the_same_tensor(tmp_path, data_dir, manifest_rows):
+    """Tolerance: exact (0 grey levels) — both call inference.imaging on the same bytes."""
+    from training.dataset import _decode_one
+
+    files = pick(manifest_rows, 3, source="kaggle4", label="glioma") + pick(manifest_rows, 2, kind="skin")
+    cascade = Cascade.from_dir(Path(__file__).resolve().parents[1] / "models")
+    for path in files:
+        gray, rgb = _decode_one((str(path), 128))
+        image = decode_image(path.read_bytes()).image
+        assert np.array_equal(cascade.tensor_for("typer", image)[0], gray.astype(np.float32))
+        assert np.array_equal(cascade.tensor_for("discriminator", image)[0], rgb.astype(np.float32))
+
+
+def test_no_near_duplicate_group_spans_two_splits(data_dir):
+    splits = defaultdict(set)
+    for row in read_manifest(data_dir):
+        splits[row.group].add(row.split)
+    assert all(len(s) == 1 for s in splits.values())
+
+
+@pytest.mark.train
+def test_a_short_training_run_exports_a_litert_model_that_agrees_with_keras(tmp_path, data_dir):
+    pytest.importorskip("tensorflow")
+    from training.train_image import train_and_export
+
+    out = tmp_path / "models"
+    entry = train_and_export("detector", data_dir, out, tmp_path / "cache", epochs=1, limit=96, log=lambda *_: None)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["models"]["detector"]["sha256"] == entry["sha256"]
+    chosen = entry["export"]["candidates"][entry["export"]["variant"]]
+    assert chosen["argmax_agreement_with_keras"] >= 0.98
+    assert chosen["keras_test_accuracy"] - chosen["test_accuracy"] <= 0.005
+    card = (out / "cards" / "detector" / "MODEL_CARD.md").read_text()
+    assert "Not a medical device" in card or "not a diagnosis" in card.lower()
+    for png in ("confusion.png", "reliability.png", "training_curves.png"):
+        assert (out / "cards" / "detector" / png).stat().st_size > 1000
