@@ -37,17 +37,19 @@ async def _post_shutdown(application: Application) -> None:
 
 
 def build_application(settings: Settings) -> Application:
-    application = (
+    builder = (
         ApplicationBuilder()
         .token(settings.token)
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.telegram_file_url)
-        .rate_limiter(AIORateLimiter(max_retries=3))
-        .concurrent_updates(64)
+        .concurrent_updates(256)
+        .connection_pool_size(64)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
-        .build()
     )
+    if settings.rate_limiter:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    application = builder.build()
     application.bot_data["settings"] = settings
     private = filters.ChatType.PRIVATE
     application.add_handler(CommandHandler("start", commands.start))

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     images_per_minute: int = Field(default=10, alias="IMAGES_PER_MINUTE")
     inference_workers: int = Field(default=2, alias="INFERENCE_WORKERS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # Telegram allows about 30 messages/s per bot and 1/s per chat; AIORateLimiter keeps us inside that.
+    # Turn it off only against a local API server (load benchmarks measure the bot's own capacity).
+    rate_limiter: bool = Field(default=True, alias="TELEGRAM_RATE_LIMITER")
 
     @field_validator("telegram_bot_token", "webhook_secret", mode="before")
     @classmethod

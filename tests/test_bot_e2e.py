@@ -3,58 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import sqlite3
-import sys
-from pathlib import Path
 
+import numpy as np
 import pytest
 import pytest_asyncio
 
-from .conftest import REPO, jpeg_bytes, landscape_photo, pick, png_bytes
+from .bot_harness import TOKEN, say, start_bot, stop_bot
+from .conftest import jpeg_bytes, landscape_photo, pick, png_bytes
 from .fake_telegram import FakeTelegram
 
-TOKEN = "123456789:AAE2e-test-token-ShouldNeverBeLogged"
+ALBUM_SETTLE_S = 2.0
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-class BotProcess:
-    def __init__(self, proc: asyncio.subprocess.Process, log_path: Path, db_path: Path) -> None:
-        self.proc = proc
-        self.log_path = log_path
-        self.db_path = db_path
-
-    def rows(self, sql: str, *args) -> list[tuple]:
-        with sqlite3.connect(self.db_path) as conn:
-            return conn.execute(sql, args).fetchall()
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-async def start_bot(fake: FakeTelegram, tmp: Path, extra_env: dict | None = None) -> BotProcess:
-    exe = shutil.which("saveyourlife", path=str(Path(sys.executable).parent))
-    db_path = tmp / "bot.db"
-    log_path = tmp / "bot.log"
-    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": fake.api_url,
-           "TELEGRAM_FILE_URL": fake.file_url, "DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
-           "LOG_LEVEL": "DEBUG", **(extra_env or {})}
-    env.pop("WEBHOOK_URL", None)
-    proc = await asyncio.create_subprocess_exec(exe, "bot", cwd=REPO, env=env, stdout=log_path.open("wb"),
-                                                stderr=asyncio.subprocess.STDOUT)
-    await fake.wait_for("getUpdates", timeout=60)
-    return BotProcess(proc, log_path, db_path)
-
-
-async def stop_bot(bot: BotProcess) -> None:
-    if bot.proc.returncode is None:
-        bot.proc.terminate()
-        try:
-            await asyncio.wait_for(bot.proc.wait(), 20)
-        except asyncio.TimeoutError:
-            bot.proc.kill()
-            await bot.proc.wait()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -66,12 +26,6 @@ async def harness(tmp_path_factory):
             yield fake, bot
         finally:
             await stop_bot(bot)
-
-
-async def say(fake: FakeTelegram, chat_id: int, text: str, lang: str = "es"):
-    start = len(fake.sent)
-    fake.send_text(chat_id, text, language_code=lang)
-    return (await fake.replies(chat_id, 1, start=start))[0]
 
 
 async def test_start_explains_the_bot_privacy_and_that_it_is_not_a_medical_device(harness):
@@ -173,3 +127,41 @@ async def test_the_log_keeps_a_row_for_every_message_and_never_the_token(harness
     assert ("in", "text") in kinds and len(kinds) == 2
     assert TOKEN not in bot.log_text()
     assert TOKEN.split(":")[1] not in bot.log_text()
+
+
+async def test_an_album_of_slices_gets_one_combined_reply(harness, manifest_rows):
+    fake, _ = harness
+    slices = pick(manifest_rows, 2, source="kaggle4", label="meningioma") + pick(manifest_rows, 1, source="kaggle4", label="notumor")
+    start = len(fake.sent)
+    for path in slices:
+        fake.send_photo(1009, path.read_bytes(), media_group_id="album-1")
+    reply = (await fake.replies(1009, 1, start=start, methods=("sendMessage",)))[0]
+    assert "3 cortes analizados" in reply.text
+    assert reply.text.count("• Corte") == 3
+    assert "En conjunto" in reply.text
+    await asyncio.sleep(ALBUM_SETTLE_S)
+    assert len([c for c in fake.sent[start:] if c.method == "sendMessage" and c.chat_id == 1009]) == 1
+
+
+async def test_a_dicom_file_is_analysed_and_patient_tags_never_reach_the_database(harness, manifest_rows):
+    fake, bot = harness
+    from PIL import Image
+
+    from .test_dicom import make_dataset, to_bytes
+
+    pixels = np.asarray(Image.open(pick(manifest_rows, 1, source="kaggle4", label="glioma")[0]).convert("L"), dtype=np.uint16) * 16
+    data = to_bytes(make_dataset(pixels, Modality="MR", BodyPartExamined="BRAIN"))
+    start = len(fake.sent)
+    fake.send_document(1010, data, "IM000001", "application/octet-stream")
+    reply = (await fake.replies(1010, 1, start=start, methods=("sendMessage",)))[0]
+    assert "Probabilidades" in reply.text
+    ct = to_bytes(make_dataset(pixels, Modality="CT", BodyPartExamined="CHEST"))
+    start = len(fake.sent)
+    fake.send_document(1010, ct, "ct.dcm", "application/dicom")
+    warned = (await fake.replies(1010, 1, start=start, methods=("sendMessage",)))[0]
+    assert "no es resonancia" in warned.text and "no es la cabeza" in warned.text
+    await asyncio.sleep(0.3)
+    dump = "\n".join(sqlite3.connect(bot.db_path).iterdump())
+    for secret in ("Doe", "Jane", "ID-12345", "19800101"):
+        assert secret not in dump
+        assert secret not in bot.log_text()

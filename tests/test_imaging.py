@@ -99,3 +99,30 @@ def test_to_tensor_pads_to_a_black_square_then_resizes():
     tensor = to_tensor(img, 64, 1)
     assert tensor.shape == (64, 64, 1) and tensor.dtype == np.uint8
     assert tensor[0, 32, 0] == 0 and tensor[32, 32, 0] == 200
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=4096))
+def test_any_bytes_either_decode_or_are_refused_with_a_known_reason(data):
+    try:
+        decoded = decode_image(data)
+    except InputRejected as exc:
+        assert exc.code in {"empty", "not_image", "corrupt", "unsupported_format", "too_many_pixels", "animated",
+                            "too_small", "bad_aspect", "too_large"}
+    else:
+        assert decoded.image.mode == "RGB"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2000), st.integers(1, 255))
+def test_mangled_real_pictures_never_escape_as_exceptions(cut, flip):
+    data = bytearray(jpeg_bytes(landscape_photo()))
+    position = min(cut * 7, len(data) - 1)
+    data[position] ^= flip
+    try:
+        decode_image(bytes(data[: max(1, len(data) - cut)]))
+    except InputRejected:
+        pass

@@ -32,8 +32,10 @@ def _answered_binary(p: np.ndarray, y: np.ndarray, th: dict) -> dict:
     return {"coverage": round(float(answered.mean()), 4), "answered_accuracy": round(acc, 4)}
 
 
-def evaluate_task(task: ImageTask, val_logits, y_val, test_logits, y_test, rows: dict[str, list[Row]]) -> dict:
-    temperature = fit_temperature(val_logits, y_val)
+def evaluate_task(task: ImageTask, val_logits, y_val, test_logits, y_test, rows: dict[str, list[Row]],
+                  fixed: dict | None = None) -> dict:
+    """Fit T and thresholds on validation (or reuse `fixed` ones from the manifest), then score the test split."""
+    temperature = fixed["temperature"] if fixed else fit_temperature(val_logits, y_val)
     p_val = softmax(val_logits, temperature)
     p_test_raw = softmax(test_logits, 1.0)
     p_test = softmax(test_logits, temperature)
@@ -45,13 +47,13 @@ def evaluate_task(task: ImageTask, val_logits, y_val, test_logits, y_test, rows:
 
     headline = {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "ece": test["ece_after_temperature"]}
     if task.positive is not None:
-        th = _binary_thresholds(task.name, p_val[:, 1], y_val)
+        th = fixed["thresholds"] if fixed else _binary_thresholds(task.name, p_val[:, 1], y_val)
         test["operating_point"] = sens_spec(p_test[:, 1], y_test, th["decision"])
         test["abstention"] = _answered_binary(p_test[:, 1], y_test, th)
         headline.update({"sensitivity": test["operating_point"]["sensitivity"],
                          "specificity": test["operating_point"]["specificity"], **test["abstention"]})
     else:
-        th = {"min_confidence": confidence_threshold(p_val, y_val)}
+        th = fixed["thresholds"] if fixed else {"min_confidence": confidence_threshold(p_val, y_val)}
         test["abstention"] = coverage_at(p_test, y_test, th["min_confidence"])
         headline.update({k: test["per_class"][k]["recall"] for k in ("glioma", "meningioma")
                          if k in test["per_class"]} | {"coverage": test["abstention"]["coverage"],

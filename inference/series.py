@@ -1,0 +1,36 @@
+"""Several slices of one study (a Telegram album, a film sheet): one overall answer, and which slices drove it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from .cascade import CascadeResult
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    verdict: str  # not_mri | no_tumor | tumor | inconclusive
+    tumor_type: str | None
+    drivers: tuple[int, ...]  # 0-based indices of the slices behind the verdict, strongest first
+
+
+def summarize(results: list[CascadeResult | None]) -> SeriesSummary:
+    """A tumour on any slice outweighs clean slices; doubt outweighs "no tumour"; unreadable slices are skipped."""
+    indexed = [(i, r) for i, r in enumerate(results) if r is not None]
+    tumours = sorted(((i, r) for i, r in indexed if r.verdict == "tumor"), key=lambda x: -x[1].tumor_probability)
+    if tumours:
+        votes: dict[str, float] = defaultdict(float)
+        for _, r in tumours:
+            votes[r.tumor_type] += r.tumor_probability
+        best = max(votes, key=votes.get)
+        return SeriesSummary("tumor", best, tuple(i for i, r in tumours if r.tumor_type == best))
+    doubtful = sorted(((i, r) for i, r in indexed if r.verdict == "inconclusive"), key=lambda x: -x[1].tumor_probability)
+    if doubtful:
+        return SeriesSummary("inconclusive", None, tuple(i for i, _ in doubtful))
+    clean = [i for i, r in indexed if r.verdict == "no_tumor"]
+    if clean:
+        return SeriesSummary("no_tumor", None, tuple(clean))
+    if indexed:
+        return SeriesSummary("not_mri", None, tuple(i for i, _ in indexed))
+    return SeriesSummary("inconclusive", None, ())

@@ -1,0 +1,44 @@
+"""`saveyourlife evaluate`: re-measure the exported LiteRT models on the untouched test split.
+
+Uses the temperatures and thresholds stored in models/manifest.json (nothing is refit),
+and rewrites each model's metrics.json, plots and MODEL_CARD.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from inference.manifest import load_manifest
+from inference.runtime import TFLiteModel
+
+from .dataset import build_cache
+from .report import evaluate_task, write_reports
+from .tasks import IMAGE_SIZE, TASKS
+
+
+def evaluate_models(data_dir: Path, models_dir: Path, cache_dir: Path) -> dict:
+    manifest = load_manifest(models_dir)
+    raw = json.loads((models_dir / "manifest.json").read_text())
+    cache = build_cache(data_dir, IMAGE_SIZE, cache_dir)
+    summary = {}
+    for name, task in TASKS.items():
+        spec = manifest[name]
+        pixels = cache.rgb if task.channels == 3 else cache.gray
+        rows, arrays = {}, {}
+        for split in ("train", "val", "test"):
+            idx = cache.select(lambda r, s=split: task.includes(r) and r.split == s and not (s == "train" and r.label_conflict))
+            rows[split] = [cache.rows[i] for i in idx]
+            arrays[split] = (pixels[idx].astype(np.float32), np.array([task.label_of(cache.rows[i]) for i in idx]))
+        model = TFLiteModel(spec.file)
+        logits = {s: model.run_in_chunks(arrays[s][0]) for s in ("val", "test")}
+        evaluation = evaluate_task(task, logits["val"], arrays["val"][1], logits["test"], arrays["test"][1], rows,
+                                   fixed={"temperature": spec.temperature, "thresholds": spec.thresholds})
+        entry = raw["models"][name]
+        history_file = models_dir / "cards" / name / "history.json"
+        history = json.loads(history_file.read_text()) if history_file.exists() else None
+        write_reports(task, models_dir, entry, evaluation, history)
+        summary[name] = evaluation["test"]["headline"]
+    return summary
