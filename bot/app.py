@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 from telegram import BotCommand, Update
+from telegram.constants import FloodLimit
 from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
-                          MessageHandler, filters)
+                          MessageHandler, TypeHandler, filters)
 
-from .handlers import callbacks, commands, errors, images, other, text
+from .handlers import callbacks, commands, errors, gate, images, other, text
 from .logging_setup import configure_logging
 from .service import Assistant
 from .settings import Settings
@@ -36,7 +37,12 @@ async def _post_shutdown(application: Application) -> None:
         await assistant.close()
 
 
-def build_application(settings: Settings) -> Application:
+def build_application(settings: Settings, updater: bool = True, rate_share: int = 1) -> Application:
+    """Every handler, wired once. `updater=False` for `saveyourlife serve`, where the ASGI app feeds
+    `application.update_queue` itself (and calls the start-up/shut-down steps itself).
+
+    `rate_share`: how many processes send for this bot token; each gets 1/rate_share of Telegram's
+    ~30 messages/s so that together they stay under it (AIORateLimiter is per process)."""
     builder = (
         ApplicationBuilder()
         .token(settings.token)
@@ -48,9 +54,13 @@ def build_application(settings: Settings) -> Application:
         .post_shutdown(_post_shutdown)
     )
     if settings.rate_limiter:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+        per_process = FloodLimit.MESSAGES_PER_SECOND / max(1, rate_share)
+        builder = builder.rate_limiter(AIORateLimiter(overall_max_rate=per_process, max_retries=3))
+    if not updater:
+        builder = builder.updater(None)
     application = builder.build()
     application.bot_data["settings"] = settings
+    application.add_handler(TypeHandler(Update, gate.admit), group=-1)  # ignore the unserved, claim once
     private = filters.ChatType.PRIVATE
     application.add_handler(CommandHandler("start", commands.start))
     application.add_handler(CommandHandler("help", commands.help_command))

@@ -1,4 +1,4 @@
-"""The `saveyourlife` command: predict, ask, chat, bot, train, evaluate."""
+"""The `saveyourlife` command: predict, ask, chat, bot, serve, train, evaluate."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def _parser():
 
     sub.add_parser("chat", help="console chat through the same router as the bot")
     sub.add_parser("bot", help="run the Telegram bot (polling, or webhook when WEBHOOK_URL is set)")
+    serve = sub.add_parser("serve", help="webhook server on uvicorn/Starlette, N worker processes (needs WEBHOOK_SECRET)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes, each with its own models (default 1)")
 
     train = sub.add_parser("train", help="train models and export .tflite (needs the train extra)")
     evaluate = sub.add_parser("evaluate", help="evaluate the exported models on the test split (needs the train extra)")
@@ -66,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         from .console import run_console
 
         return run_console(settings)
+    if command == "serve":
+        from .serve import run_serve
+
+        return run_serve(settings, args.host, args.port, args.workers)
     from .app import run_bot
 
     return run_bot(settings)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -22,6 +20,7 @@ from inference.scan import Scan, load_scan
 from .chat import ChatRouter, Reply
 from .db.engine import Database
 from .db.log import ConversationLog
+from .db.shared import SharedState, SharedStateUnavailable
 from .knowledge import load_knowledge
 from .settings import Settings
 
@@ -38,26 +37,6 @@ class ImageOutcome:
     prediction_id: int | None = None
 
 
-class RateLimiter:
-    """At most `limit` events per user in a sliding `window` of seconds."""
-
-    def __init__(self, limit: int, window: float = 60.0) -> None:
-        self.limit = limit
-        self.window = window
-        self.events: dict[int, deque[float]] = defaultdict(deque)
-
-    def check(self, user_id: int, now: float | None = None) -> float:
-        """0 when allowed (and counted), else the seconds to wait."""
-        now = time.monotonic() if now is None else now
-        q = self.events[user_id]
-        while q and now - q[0] >= self.window:
-            q.popleft()
-        if len(q) >= self.limit:
-            return self.window - (now - q[0])
-        q.append(now)
-        return 0.0
-
-
 class Assistant:
     def __init__(self, settings: Settings, cascade: Cascade, router: ChatRouter, db: Database) -> None:
         self.settings = settings
@@ -67,17 +46,35 @@ class Assistant:
         self.log = ConversationLog(db, store_images=settings.store_images)
         self.pool = ThreadPoolExecutor(max_workers=max(1, settings.inference_workers), thread_name_prefix="infer")
         self.cpu_slots = asyncio.Semaphore(max(1, settings.inference_workers) * 2)
-        self.image_limit = RateLimiter(settings.images_per_minute)
+        # Shared by every worker through the database: rate limits, update claims, confirmations.
+        self.shared = SharedState(db)
+
+    @staticmethod
+    def load_models(settings: Settings) -> tuple[Cascade, ChatRouter]:
+        """The cascade and the chat router (CPU and disk only; no database)."""
+        manifest = load_manifest(settings.models_dir)
+        cascade = Cascade(manifest)
+        return cascade, ChatRouter(load_knowledge(), IntentModel.from_manifest(manifest), manifest)
 
     @classmethod
     async def create(cls, settings: Settings) -> "Assistant":
         """Load the models and open (and migrate) the database, once per process."""
-        manifest = load_manifest(settings.models_dir)
-        cascade = Cascade(manifest)
-        router = ChatRouter(load_knowledge(), IntentModel.from_manifest(manifest), manifest)
+        cascade, router = cls.load_models(settings)
         db = Database(settings.database_url)
         await db.migrate()
         return cls(settings, cascade, router, db)
+
+    async def image_wait(self, user_id: int) -> float:
+        """Per-user image rate limit (IMAGES_PER_MINUTE), shared by all workers: 0 if allowed, else seconds.
+
+        Fails open: when the database cannot answer, the image is served (and a warning logged)
+        rather than refusing everyone while the log is unavailable.
+        """
+        try:
+            return await self.shared.hit(user_id, "image", self.settings.images_per_minute, 60.0)
+        except SharedStateUnavailable as exc:
+            log.warning("image rate limit not checked, database unavailable (%s)", exc)
+            return 0.0
 
     async def close(self) -> None:
         await self.db.close()

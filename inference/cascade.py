@@ -81,7 +81,7 @@ class Cascade:
 
     def probabilities(self, name: str, image: Image.Image) -> dict[str, float]:
         spec = self.specs[name]
-        logits = self.models[name].run(self.tensor_for(name, image))[0]
+        logits = self.models[name].logits(self.tensor_for(name, image), spec.extra.get("tta"))[0]
         probs = softmax(logits, spec.temperature)
         return {label: float(p) for label, p in zip(spec.labels, probs)}
 

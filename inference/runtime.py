@@ -48,5 +48,19 @@ class TFLiteModel:
         out = interp.get_output_details()[0]
         return np.array(interp.get_tensor(out["index"]), copy=True)
 
-    def run_in_chunks(self, data: np.ndarray, chunk: int = 64) -> np.ndarray:
-        return np.concatenate([self.run(data[i:i + chunk]) for i in range(0, len(data), chunk)], axis=0)
+    def run_in_chunks(self, data: np.ndarray, chunk: int = 64, tta: str | None = None) -> np.ndarray:
+        return np.concatenate([self.logits(data[i:i + chunk], tta) for i in range(0, len(data), chunk)], axis=0)
+
+    def logits(self, batch: np.ndarray, tta: str | None = None) -> np.ndarray:
+        """Raw outputs; with tta="hflip" the mean over the image and its mirror (one batched call).
+
+        Training evaluates, calibrates and thresholds with the same setting it writes to the
+        manifest, so serving with it changes no published number.
+        """
+        if tta is None:
+            return self.run(batch)
+        if tta != "hflip":
+            raise ValueError(f"unknown test-time augmentation {tta!r}")
+        n = len(batch)
+        out = self.run(np.concatenate([batch, batch[:, :, ::-1]], axis=0))
+        return (out[:n] + out[n:]) / 2.0

@@ -72,3 +72,21 @@ def landscape_photo(size=(320, 240), seed: int = 0) -> Image.Image:
     img[sun] = [240, 60, 30]
     img += rng.normal(0, 6, img.shape)
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A PostgreSQL cluster for the session (tests/pg.py); skips when PostgreSQL cannot run here,
+    unless SAVEYOURLIFE_REQUIRE_PG=1 (CI installs it, so there it must run)."""
+    from .pg import PostgresCluster, PostgresUnavailable
+
+    try:
+        cluster = PostgresCluster().start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("SAVEYOURLIFE_REQUIRE_PG") == "1":
+            pytest.fail(f"PostgreSQL is required here but unavailable: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

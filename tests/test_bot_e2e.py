@@ -165,3 +165,34 @@ async def test_a_dicom_file_is_analysed_and_patient_tags_never_reach_the_databas
     for secret in ("Doe", "Jane", "ID-12345", "19800101"):
         assert secret not in dump
         assert secret not in bot.log_text()
+
+
+async def test_history_lang_and_about(harness, manifest_rows):
+    fake, _ = harness
+    chat = 1011
+    empty = await say(fake, chat, "/history")
+    assert "Todavía no tengo resultados" in empty.text
+    start = len(fake.sent)
+    fake.send_photo(chat, pick(manifest_rows, 1, source="kaggle4", label="notumor")[0].read_bytes())
+    await fake.replies(chat, 1, start=start, methods=("sendMessage",))
+    listed = await say(fake, chat, "/history")
+    assert "Tus últimos resultados" in listed.text and listed.text.count("•") == 1
+    switched = await say(fake, chat, "/lang en")
+    assert "English" in switched.text
+    answer = await say(fake, chat, "¿qué es un glioma?")  # stored preference beats the text's language
+    assert "glioma" in answer.text.lower() and "tumour" in answer.text.lower()
+    about = await say(fake, chat, "/about")
+    assert "not a medical device" in about.text and "models/cards/" in about.text
+    assert "%" in about.text and "{" not in about.text
+
+
+async def test_in_groups_the_bot_answers_commands_and_mentions_only(harness):
+    fake, _ = harness
+    group = -100123
+    start = len(fake.sent)
+    fake.send_text(group, "qué es un glioma", user_id=1012, chat_type="group")
+    fake.send_text(group, "@fake_test_bot qué es un meningioma", user_id=1012, chat_type="group")
+    reply = (await fake.replies(group, 1, start=start))[0]
+    assert "meningioma" in reply.text.lower()
+    await asyncio.sleep(1.0)
+    assert len([c for c in fake.sent[start:] if c.method == "sendMessage" and c.chat_id == group]) == 1

@@ -1,37 +1,97 @@
-"""The conversation log: migrations on start, WAL, rows per kind, /forget, queued writes under faults."""
+"""The conversation log: migrations on start, WAL, rows per kind, /forget, queued writes under faults.
+
+Every test that takes `db` runs twice: on SQLite and on PostgreSQL (the `pg` session cluster; those
+skip when PostgreSQL cannot run here). The state shared by workers (bot/db/shared.py) is tested here
+too, with two engines on one database standing in for two worker processes.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import sqlite3
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from bot.db.engine import Database
 from bot.db.log import ConversationLog
+from bot.db.models import utcnow
+from bot.db.shared import SharedState
 from inference.cascade import CascadeResult
 
 RESULT = CascadeResult(0.99, 0.97, {"glioma": 0.9, "meningioma": 0.05, "notumor": 0.03, "pituitary": 0.02},
                        "tumor", "glioma", (), 12.5, {"typer": "abc123"})
 
 
+HEAD = "0002"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'log.db'}"
+    return request.getfixturevalue("pg").create_database().url
+
+
 @pytest.fixture
-async def db(tmp_path):
+async def db(db_url):
+    database = Database(db_url, retries=2, backoff_s=0.01)
+    await database.migrate()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path):
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'log.db'}", retries=2, backoff_s=0.01)
     await database.migrate()
     yield database
     await database.close()
 
 
-async def test_migrations_create_the_schema_in_wal_mode(db, tmp_path):
+async def test_migrations_create_the_schema_and_are_idempotent(db):
     await db.migrate()  # idempotent
     async with db.engine.connect() as conn:
-        mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar()
-        tables = {r[0] for r in await conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))}
+        tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-    assert mode == "wal"
-    assert {"users", "messages", "predictions", "feedback"} <= tables
-    assert version == "0001"
+    assert {"users", "messages", "predictions", "feedback",
+            "processed_updates", "rate_buckets", "rate_events", "pending_confirmations"} <= tables
+    assert version == HEAD
+
+
+async def test_sqlite_runs_in_wal_mode(sqlite_db):
+    async with sqlite_db.engine.connect() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+
+
+async def test_big_telegram_ids_aware_datetimes_and_booleans_round_trip(db):
+    """Telegram ids pass 2**31 (BigInteger); datetimes come back aware UTC; booleans are booleans."""
+    log = ConversationLog(db)
+    big = 7_123_456_789_012
+    before = utcnow()
+    await log.record_consent(big, "en")
+    pid = await log.prediction(big, "en", "photo", "c" * 64, RESULT)
+    assert await log.feedback(big, pid, False)
+    [item] = await log.history(big)
+    assert item.created_at.tzinfo is not None and item.created_at.utcoffset() == dt.timedelta(0)
+    assert before - dt.timedelta(seconds=5) <= item.created_at <= utcnow() + dt.timedelta(seconds=5)
+    async with db.engine.connect() as conn:
+        tid, consent = (await conn.execute(text("SELECT telegram_id, consent_at FROM users"))).one()
+        helpful = (await conn.execute(text("SELECT helpful FROM feedback"))).scalar()
+        falses = (await conn.execute(text("SELECT COUNT(*) FROM feedback WHERE helpful = :v"), {"v": False})).scalar()
+    assert tid == big and consent is not None
+    assert helpful in (False, 0) and not helpful and falses == 1
+    assert await log.counts(big) == {"users": 1, "messages": 0, "predictions": 1, "feedback": 1}
+
+
+async def test_text_with_nul_characters_is_stored_on_every_backend(db):
+    """PostgreSQL refuses NUL in text; the log drops it instead of queueing a write that can never succeed."""
+    log = ConversationLog(db)
+    await log.message(9, "es", "in", "command", "/start\x00\x00now")
+    assert not db.pending
+    async with db.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT text FROM messages"))).scalar() == "/startnow"
 
 
 async def test_a_prediction_row_holds_results_and_hash_but_not_the_image(db):
@@ -72,8 +132,9 @@ async def test_history_lists_latest_results_first(db):
     assert [h.verdict for h in await log.history(7)] == ["not_mri", "tumor"]
 
 
-async def test_a_locked_database_delays_writes_but_loses_none(db, tmp_path):
+async def test_a_locked_database_delays_writes_but_loses_none(sqlite_db, tmp_path):
     """Another process holds the write lock past every retry: the row is queued, then replayed."""
+    db = sqlite_db
     log = ConversationLog(db)
     await log.message(5, "es", "in", "text", "first")
     blocker = sqlite3.connect(tmp_path / "log.db", timeout=0)
@@ -96,3 +157,67 @@ async def test_a_locked_database_delays_writes_but_loses_none(db, tmp_path):
     async with db.engine.connect() as conn:
         texts = [r[0] for r in await conn.execute(text("SELECT text FROM messages ORDER BY id"))]
     assert texts == ["first", "while locked", "after"]
+
+
+# ---- state shared by workers -------------------------------------------------------------------
+
+
+@pytest.fixture
+async def two_workers(db, db_url):
+    """Two engines on one database: what two worker processes see."""
+    other = Database(db_url, retries=2, backoff_s=0.01)
+    yield SharedState(db), SharedState(other)
+    await other.close()
+
+
+async def test_an_update_is_claimed_once_however_many_workers_race_for_it(two_workers, db):
+    a, b = two_workers
+    results = await asyncio.gather(*[(a if i % 2 else b).claim_update(424242) for i in range(8)])
+    assert sorted(results) == [False] * 7 + [True]
+    assert await a.claim_update(2**40)  # update ids are BigInteger too
+    async with db.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT COUNT(*) FROM processed_updates WHERE update_id = 424242"))).scalar() == 1
+
+
+async def test_old_claims_are_pruned(two_workers, db):
+    a, _ = two_workers
+    await a.claim_update(1)
+    assert await a.prune_claims(older_than=dt.timedelta(seconds=-1)) == 1
+    assert await a.claim_update(1)  # gone, so claimable again
+
+
+async def test_the_rate_limit_holds_across_workers_even_when_checks_race(two_workers):
+    a, b = two_workers
+    waits = await asyncio.gather(*[(a if i % 2 else b).hit(77, "image", 3, 60.0) for i in range(10)])
+    assert sum(w == 0.0 for w in waits) == 3
+    assert all(0 < w <= 60 for w in waits if w)
+    assert await a.hit(78, "image", 3, 60.0) == 0.0  # other users are not affected
+
+
+async def test_the_rate_window_slides(two_workers):
+    a, b = two_workers
+    t0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+    assert await a.hit(5, "image", 2, 60.0, now=t0) == 0.0
+    assert await b.hit(5, "image", 2, 60.0, now=t0 + dt.timedelta(seconds=10)) == 0.0
+    wait = await a.hit(5, "image", 2, 60.0, now=t0 + dt.timedelta(seconds=20))
+    assert wait == pytest.approx(40.0, abs=0.01)  # the oldest event leaves the window at t0 + 60 s
+    assert await b.hit(5, "image", 2, 60.0, now=t0 + dt.timedelta(seconds=61)) == 0.0
+    # a zone other than UTC means the same instant
+    madrid = dt.timezone(dt.timedelta(hours=1))
+    assert await a.hit(5, "image", 2, 60.0, now=(t0 + dt.timedelta(seconds=62)).astimezone(madrid)) > 0
+
+
+async def test_a_pending_confirmation_is_honoured_once_on_any_worker_and_expires(two_workers, db):
+    a, b = two_workers
+    assert not await b.consume_pending(11, "forget")  # nothing pending: a bare "yes" is refused
+    await a.set_pending(11, "forget", ttl_s=600)
+    assert await b.has_pending(11, "forget")
+    assert await b.consume_pending(11, "forget")
+    assert not await a.consume_pending(11, "forget")  # used up
+    await a.set_pending(11, "forget", ttl_s=-1)  # already expired
+    assert not await b.consume_pending(11, "forget")
+    await a.set_pending(12, "forget", ttl_s=600)
+    await b.cancel_pending(12, "forget")
+    assert not await a.consume_pending(12, "forget")
+    async with db.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT COUNT(*) FROM pending_confirmations"))).scalar() == 0

@@ -417,6 +417,12 @@ def test_free_text_body_part_is_sanitised():
 
 
 def test_inference_package_stays_light():
+    """In a fresh interpreter: other test modules import telegram, so sys.modules here proves nothing."""
+    import subprocess
     import sys
 
-    assert "tensorflow" not in sys.modules and "telegram" not in sys.modules
+    code = ("import sys, inference.dicom, inference.scan, inference.cascade\n"
+            "bad = [m for m in ('tensorflow', 'keras', 'telegram') if m in sys.modules]\n"
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -33,7 +33,7 @@ def evaluate_models(data_dir: Path, models_dir: Path, cache_dir: Path) -> dict:
             rows[split] = [cache.rows[i] for i in idx]
             arrays[split] = (pixels[idx].astype(np.float32), np.array([task.label_of(cache.rows[i]) for i in idx]))
         model = TFLiteModel(spec.file)
-        logits = {s: model.run_in_chunks(arrays[s][0]) for s in ("val", "test")}
+        logits = {s: model.run_in_chunks(arrays[s][0], tta=spec.extra.get("tta")) for s in ("val", "test")}
         evaluation = evaluate_task(task, logits["val"], arrays["val"][1], logits["test"], arrays["test"][1], rows,
                                    fixed={"temperature": spec.temperature, "thresholds": spec.thresholds})
         entry = raw["models"][name]

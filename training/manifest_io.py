@@ -17,7 +17,7 @@ def load(models_dir: Path) -> dict:
     return {"schema": 1, "models": {}}
 
 
-def update_manifest_entry(models_dir: Path, name: str, entry: dict, content: bytes) -> None:
+def update_manifest_entry(models_dir: Path, name: str, entry: dict, content: bytes) -> dict:
     manifest = load(models_dir)
     entry = dict(entry)
     entry["sha256"] = hashlib.sha256(content).hexdigest()
@@ -26,3 +26,4 @@ def update_manifest_entry(models_dir: Path, name: str, entry: dict, content: byt
     manifest["models"][name] = entry
     manifest["updated_at"] = entry["trained_at"]
     (models_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return entry

@@ -10,12 +10,17 @@ import keras
 from keras import layers
 
 
+# Faster-moving BatchNorm statistics: with the Keras default (0.99) validation accuracy swung between
+# 0.50 and 0.95 from one epoch to the next in our first runs, because the moving averages lagged the weights.
+BN_MOMENTUM = 0.9
+
+
 def _conv_block(x, filters: int, name: str):
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv1")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn1")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn1")(x)
     x = layers.ReLU(name=f"{name}_relu1")(x)
     x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sep2")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn2")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn2")(x)
     x = layers.ReLU(name=f"{name}_relu2")(x)
     return layers.MaxPooling2D(2, name=f"{name}_pool")(x)
 
@@ -26,7 +31,7 @@ def image_trunk(size: int, channels: int, widths: tuple[int, ...]) -> keras.Mode
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     # A strided stem: full-resolution convolutions dominated CPU time (measured, bench in README).
     x = layers.Conv2D(widths[0], 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     for i, width in enumerate(widths):
         x = _conv_block(x, width, f"block{i + 1}")

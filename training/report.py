@@ -201,7 +201,7 @@ kept in validation and test.
 
 Architecture: compact CNN (strided stem, {len(task.widths)} conv + separable-conv blocks, widths {list(task.widths)}),
 {entry['input']['size']} px, {'RGB' if task.channels == 3 else 'grayscale'}; trunk initialised from
-`{task.init_from or 'scratch'}`. Seed {training.get('seed')}, {training.get('epochs_run')} epochs, {training.get('seconds')} s on 2 CPU cores.
+`{task.init_from or 'scratch'}`. Test-time augmentation: {entry.get('tta') or 'none'} (the same at evaluation and serving). Seed {training.get('seed')}, {training.get('epochs_run')} epochs, {training.get('seconds')} s on 2 CPU cores.
 
 ## Metrics (test)
 

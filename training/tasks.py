@@ -19,6 +19,9 @@ class ImageTask:
     max_epochs: int
     init_from: str | None = None
     positive: str | None = None  # the label whose probability the cascade thresholds
+    learning_rate: float = 2e-3
+    patience: int = 8
+    tta: str | None = None  # test-time augmentation written to the manifest and used by inference
 
 
 def _tumor_label(row: Row) -> int:
@@ -44,6 +47,7 @@ TASKS: dict[str, ImageTask] = {
         includes=lambda r: r.is_brain_mri,
         label_of=_tumor_label,
         max_epochs=30,
+        tta="hflip",
         positive="tumor",
     ),
     "typer": ImageTask(
@@ -55,6 +59,7 @@ TASKS: dict[str, ImageTask] = {
         label_of=lambda r: TYPE_LABELS.index(r.label),
         max_epochs=35,
         init_from="detector",
+        tta="hflip",
     ),
 }
 

@@ -38,7 +38,7 @@ def _augmenter(seed: int):
         layers.RandomRotation(0.04, fill_mode="constant", seed=seed + 1),
         layers.RandomZoom((-0.12, 0.12), fill_mode="constant", seed=seed + 2),
         layers.RandomTranslation(0.06, 0.06, fill_mode="constant", seed=seed + 3),
-        layers.RandomContrast(0.25, seed=seed + 4),
+        layers.RandomContrast(0.15, seed=seed + 4),
         layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 5),
     ], name="augment")
 
@@ -81,15 +81,18 @@ def fit_image_model(task: ImageTask, cache: Cache, ckpt_dir: Path, epochs: int |
                 .prefetch(2))
     val_ds = tf.data.Dataset.from_tensor_slices((pixels[va_idx].astype(np.float32), y_va)).batch(128)
 
-    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-4),
+    n_epochs = epochs or task.max_epochs
+    steps = n_epochs * int(np.ceil(len(tr_idx) / 32))
+    # Cosine decay with a one-epoch warm-up; early stopping keeps the best validation epoch.
+    schedule = keras.optimizers.schedules.CosineDecay(
+        1e-4, decay_steps=max(1, steps - steps // n_epochs), alpha=0.01,
+        warmup_target=task.learning_rate, warmup_steps=max(1, steps // n_epochs))
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=7, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=3, min_lr=1e-5),
-    ]
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=task.patience, restore_best_weights=True)]
     started = time.time()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs or task.max_epochs,
+    history = model.fit(train_ds, validation_data=val_ds, epochs=n_epochs,
                         class_weight=_class_weights(y_tr, len(task.labels)), callbacks=callbacks, verbose=2)
     seconds = time.time() - started
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +123,8 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
 
     # Everything reported from here on is measured on the exported LiteRT model, as served.
     served = TFLiteModel(content)
-    evaluation = evaluate_task(task, served.run_in_chunks(x_va), y_va, served.run_in_chunks(x_te), y_te, rows)
+    evaluation = evaluate_task(task, served.run_in_chunks(x_va, tta=task.tta), y_va,
+                               served.run_in_chunks(x_te, tta=task.tta), y_te, rows)
 
     models_dir.mkdir(parents=True, exist_ok=True)
     (models_dir / f"{task.name}.tflite").write_bytes(content)
@@ -133,6 +137,7 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
         "preprocessing": "inference.imaging.to_tensor: EXIF transpose, 8-bit RGB, pad to square (black), "
                          f"bilinear resize to {IMAGE_SIZE}px, {'RGB' if task.channels == 3 else 'grayscale (L)'}",
         "temperature": evaluation["temperature"],
+        "tta": task.tta,
         "thresholds": evaluation["thresholds"],
         "metrics": evaluation["test"],
         "export": {"variant": variant, "candidates": variants},
@@ -140,7 +145,7 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
                      "architecture": {"widths": list(task.widths), "size": IMAGE_SIZE, "init_from": task.init_from}},
         "data": evaluation["data"],
     }
-    update_manifest_entry(models_dir, task.name, entry, content)
+    entry = update_manifest_entry(models_dir, task.name, entry, content)
     write_reports(task, models_dir, entry, evaluation, history)
     log(f"[{task.name}] test metrics: {json.dumps(evaluation['test']['headline'])}")
     return entry

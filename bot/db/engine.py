@@ -1,21 +1,28 @@
 """Engine set-up (WAL, busy timeout), Alembic on start, and retried writes.
 
 A log write that fails (database locked, read-only, disk full) is retried with
-back-off, then queued in memory and replayed before the next write, so a
-transient fault never silently drops a row.
+back-off, then queued in memory and replayed in order -- before the next write and
+every few seconds in the background -- so a fault never silently drops a row.
+While writes are queued the database is known to be failing, so new writes join
+the queue at once (keeping their order) instead of making each user wait through
+another round of back-off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -24,6 +31,30 @@ Write = Callable[[AsyncSession], Awaitable[T]]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 BUSY_TIMEOUT_MS = 5000
+REPLAY_EVERY_S = 5.0
+# The database (or the way to it) failed: worth retrying, then queueing. PoolTimeout: every
+# pooled connection is busy (e.g. all waiting on a lock) for longer than the pool waits.
+FAULTS = (OperationalError, DBAPIError, OSError, PoolTimeout)
+# The database answered and refused this very row: retrying or queueing it cannot help.
+REFUSED = (IntegrityError, DataError)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL opens, or None (in memory, or not SQLite).
+
+    With `uri=true` the database part is an SQLite URI, not a path
+    (`sqlite+aiosqlite:///file:/srv/x.db?mode=ro&uri=true`).
+    """
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if str(parsed.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:"):
+        if parsed.query.get("mode") == "memory":
+            return None
+        path = unquote(urlsplit(database).path)
+        return Path(path) if path else None
+    return Path(database)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -36,20 +67,22 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 class Database:
-    def __init__(self, url: str, retries: int = 5, backoff_s: float = 0.2, queue_limit: int = 10_000) -> None:
+    def __init__(self, url: str, retries: int = 5, backoff_s: float = 0.2, queue_limit: int = 10_000,
+                 replay_s: float = REPLAY_EVERY_S) -> None:
         self.url = url
-        if url.startswith("sqlite"):
-            path = url.split(":///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
+        if path is not None and make_url(url).query.get("mode") != "ro":
+            path.parent.mkdir(parents=True, exist_ok=True)
         self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.retries = retries
         self.backoff_s = backoff_s
+        self.replay_s = replay_s
         self.pending: deque[Write] = deque(maxlen=queue_limit)
         self._flush_lock = asyncio.Lock()
+        self._replayer: asyncio.Task | None = None
 
     async def migrate(self) -> None:
         """Apply Alembic migrations up to head (idempotent)."""
@@ -66,6 +99,11 @@ class Database:
             await conn.run_sync(upgrade)
 
     async def close(self) -> None:
+        if self._replayer is not None:
+            self._replayer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replayer
+            self._replayer = None
         await self.flush_pending()
         if self.pending:
             log.error("closing with %d queued log writes that could not be saved", len(self.pending))
@@ -79,16 +117,25 @@ class Database:
     async def write(self, op: Write[T]) -> T | None:
         """Run a write in its own transaction, retrying transient faults; queue it if they persist."""
         await self.flush_pending()
+        if self.pending:  # the database is still failing: wait behind the older writes, not in back-off
+            self._enqueue(op)
+            log.warning("database still failing; log write queued, %d pending", len(self.pending))
+            return None
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
             try:
                 return await self._attempt(op)
-            except (OperationalError, DBAPIError, OSError) as exc:
+            except FAULTS as exc:
                 if attempt == self.retries:
-                    self.pending.append(op)
-                    log.error("log write failed after %d attempts (%s); queued, %d pending",
-                              attempt + 1, type(exc).__name__, len(self.pending))
+                    if isinstance(exc, REFUSED):
+                        log.error("log write refused by the database after %d attempts; not queued",
+                                  attempt + 1, exc_info=exc)
+                        return None
+                    self._enqueue(op)
+                    log.error("log write failed after %d attempts (%s: %s); queued, %d pending",
+                              attempt + 1, type(exc).__name__, _reason(exc), len(self.pending))
                     return None
+                log.info("log write attempt %d failed (%s); retrying in %.1f s", attempt + 1, _reason(exc), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         return None
@@ -96,6 +143,25 @@ class Database:
     async def read(self, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self.sessions() as session:
             return await op(session)
+
+    def _enqueue(self, op: Write) -> None:
+        if len(self.pending) == self.pending.maxlen:
+            log.error("log write queue full (%d): dropping the oldest queued write", self.pending.maxlen)
+        self.pending.append(op)
+        if self._replayer is None or self._replayer.done():
+            try:
+                self._replayer = asyncio.get_running_loop().create_task(self._replay_loop(), name="db-replay")
+            except RuntimeError:  # no loop: the next write replays instead
+                self._replayer = None
+
+    async def _replay_loop(self) -> None:
+        """Replay queued writes every `replay_s` seconds until none are left (no need to wait for a user)."""
+        while self.pending:
+            await asyncio.sleep(self.replay_s)
+            try:
+                await self.flush_pending()
+            except Exception:  # never let the replayer die with rows still queued
+                log.exception("replaying queued log writes failed")
 
     async def flush_pending(self) -> int:
         """Replay queued writes in order; stop at the first that still fails."""
@@ -106,11 +172,25 @@ class Database:
             while self.pending:
                 op = self.pending[0]
                 try:
-                    await self._attempt(op)
-                except (OperationalError, DBAPIError, OSError):
+                    try:
+                        await self._attempt(op)
+                    except REFUSED:  # once more: a race with a concurrent write (e.g. a new user) resolves
+                        await self._attempt(op)
+                except REFUSED as exc:  # the database works and refuses this row: don't let it block the rest
+                    log.error("queued log write refused by the database; dropped", exc_info=exc)
+                except FAULTS:
                     break
+                except Exception:  # a bug in the write itself: report it, don't hand it to another caller
+                    log.exception("queued log write failed; dropped")
+                else:
+                    done += 1
                 self.pending.popleft()
-                done += 1
         if done:
-            log.info("replayed %d queued log writes", done)
+            log.info("replayed %d queued log writes, %d still pending", done, len(self.pending))
         return done
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's message ('database is locked', 'disk I/O error'), short, for the log."""
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).splitlines()[0][:120]

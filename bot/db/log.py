@@ -23,6 +23,14 @@ class HistoryItem:
     tumor_probability: float
 
 
+def _clean(text: str | None, limit: int | None = None) -> str | None:
+    """Text as every backend accepts it: PostgreSQL refuses NUL characters and over-long VARCHARs."""
+    if text is None:
+        return None
+    text = text.replace("\x00", "")
+    return text[:limit] if limit else text
+
+
 async def _user(session: AsyncSession, telegram_id: int, language: str | None = None) -> User:
     user = await session.scalar(select(User).where(User.telegram_id == telegram_id))
     if user is None:
@@ -66,7 +74,8 @@ class ConversationLog:
                       text: str | None = None, intent: str | None = None) -> None:
         async def op(session: AsyncSession):
             user = await _user(session, telegram_id, language)
-            session.add(Message(user_id=user.id, direction=direction, kind=kind, text=text, intent=intent))
+            session.add(Message(user_id=user.id, direction=direction, kind=_clean(kind, 16), text=_clean(text),
+                                intent=_clean(intent, 64)))
 
         await self.db.write(op)
 

@@ -27,10 +27,16 @@ async def on_forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     lang = await language(update, context)
     await query.answer()
+    helper, user_id = assistant(context), update.effective_user.id
     if query.data == "forget:yes":
-        deleted = await assistant(context).log.forget(update.effective_user.id)
-        text = t("cmd.forget_done" if deleted else "cmd.forget_nothing", lang)
+        # Honoured only while this user's /forget confirmation is pending (any worker, once).
+        if await helper.shared.consume_pending(user_id, "forget"):
+            deleted = await helper.log.forget(user_id)
+            text = t("cmd.forget_done" if deleted else "cmd.forget_nothing", lang)
+        else:
+            text = t("cmd.forget_expired", lang)
     else:
+        await helper.shared.cancel_pending(user_id, "forget")
         text = t("cmd.forget_cancelled", lang)
     await query.edit_message_text(text, parse_mode=ParseMode.HTML)
 

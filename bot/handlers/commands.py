@@ -62,8 +62,13 @@ async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await send_html(update, "\n".join(lines))
 
 
+FORGET_CONFIRM_TTL_S = 600  # a "yes" pressed later than this is refused; /forget asks again
+
+
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = await language(update, context)
+    # The pending confirmation is a database row, so the "yes" may land on any worker.
+    await assistant(context).shared.set_pending(update.effective_user.id, "forget", FORGET_CONFIRM_TTL_S)
     buttons = InlineKeyboardMarkup([[InlineKeyboardButton(t("button.forget_yes", lang), callback_data="forget:yes"),
                                      InlineKeyboardButton(t("button.forget_no", lang), callback_data="forget:no")]])
     await send_html(update, t("cmd.forget_confirm", lang), buttons)

@@ -91,7 +91,7 @@ async def _fetch_and_analyse(update: Update, context: ContextTypes.DEFAULT_TYPE,
     """Everything between 'a file arrived' and 'we have a result or a reason', each step logged."""
     helper = assistant(context)
     user_id = update.effective_user.id
-    wait = helper.image_limit.check(user_id)
+    wait = await helper.image_wait(user_id)
     failure = None
     if wait:
         failure = InputRejected("rate_limited", f"{int(wait) + 1}")
