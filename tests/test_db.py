@@ -118,10 +118,10 @@ async def test_forget_removes_every_row_about_the_user_and_only_them(db):
         pid = await log.prediction(user, "es", "photo", "a" * 64, RESULT)
         assert await log.feedback(user, pid, True)
     assert not await log.feedback(1, pid, True)  # user 1 cannot rate user 2's result
-    assert await log.forget(1)
+    assert await log.forget(1) == "deleted"
     assert await log.counts(1) == {"users": 0, "messages": 0, "predictions": 0, "feedback": 0}
     assert await log.counts(2) == {"users": 1, "messages": 1, "predictions": 1, "feedback": 1}
-    assert not await log.forget(1)
+    assert await log.forget(1) == "nothing"
 
 
 async def test_history_lists_latest_results_first(db):
@@ -221,3 +221,17 @@ async def test_a_pending_confirmation_is_honoured_once_on_any_worker_and_expires
     assert not await a.consume_pending(12, "forget")
     async with db.engine.connect() as conn:
         assert (await conn.execute(text("SELECT COUNT(*) FROM pending_confirmations"))).scalar() == 0
+
+
+async def test_forget_on_a_read_only_database_says_queued_not_nothing(tmp_path):
+    """The user must not be told "nothing to delete" when the delete could not run yet."""
+    path = tmp_path / "ro.db"
+    writable = Database(f"sqlite+aiosqlite:///{path}")
+    await writable.migrate()
+    await ConversationLog(writable).message(9, "es", "in", "text", "hola")
+    await writable.close()
+    readonly = Database(f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true", retries=0, backoff_s=0.01)
+    try:
+        assert await ConversationLog(readonly).forget(9) == "queued"
+    finally:
+        await readonly.close()

@@ -122,8 +122,12 @@ class ConversationLog:
 
         return await self.db.read(op)
 
-    async def forget(self, telegram_id: int) -> bool:
-        """Delete every row about the user (children first: no reliance on ON DELETE support)."""
+    async def forget(self, telegram_id: int) -> str:
+        """Delete every row about the user (children first: no reliance on ON DELETE support).
+
+        Returns "deleted", "nothing" (no rows existed) or "queued" (the database refused for now;
+        the delete is queued and replayed, and the user is told to confirm again later).
+        """
 
         async def op(session: AsyncSession) -> bool:
             user_id = await session.scalar(select(User.id).where(User.telegram_id == telegram_id))
@@ -134,7 +138,8 @@ class ConversationLog:
             await session.execute(delete(User).where(User.id == user_id))
             return True
 
-        return bool(await self.db.write(op))
+        outcome = await self.db.write(op)
+        return "queued" if outcome is None else "deleted" if outcome else "nothing"
 
     async def counts(self, telegram_id: int) -> dict[str, int]:
         async def op(session: AsyncSession) -> dict[str, int]:

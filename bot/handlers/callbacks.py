@@ -31,8 +31,8 @@ async def on_forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if query.data == "forget:yes":
         # Honoured only while this user's /forget confirmation is pending (any worker, once).
         if await helper.shared.consume_pending(user_id, "forget"):
-            deleted = await helper.log.forget(user_id)
-            text = t("cmd.forget_done" if deleted else "cmd.forget_nothing", lang)
+            outcome = await helper.log.forget(user_id)
+            text = t({"deleted": "cmd.forget_done", "nothing": "cmd.forget_nothing"}.get(outcome, "cmd.forget_queued"), lang)
         else:
             text = t("cmd.forget_expired", lang)
     else:
