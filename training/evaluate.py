@@ -40,5 +40,7 @@ def evaluate_models(data_dir: Path, models_dir: Path, cache_dir: Path) -> dict:
         history_file = models_dir / "cards" / name / "history.json"
         history = json.loads(history_file.read_text()) if history_file.exists() else None
         write_reports(task, models_dir, entry, evaluation, history)
+        entry["metrics"] = evaluation["test"]
         summary[name] = evaluation["test"]["headline"]
+    (models_dir / "manifest.json").write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
     return summary
