@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .calibration import softmax
 from .imaging import pad_to_square
@@ -67,7 +67,9 @@ def heat_on_image(image: Image.Image, heat: np.ndarray) -> np.ndarray:
     """Map a square-frame heatmap back onto the original (unpadded) picture."""
     width, height = image.size
     side = max(width, height)
-    square = np.asarray(Image.fromarray((heat * 255).astype(np.uint8)).resize((side, side), Image.Resampling.BILINEAR))
+    # Smooth the patch grid so the overlay reads as a map, not as tiles (radius ≈ half a patch).
+    grid = Image.fromarray((heat * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(PATCH / 4))
+    square = np.asarray(grid.resize((side, side), Image.Resampling.BILINEAR))
     top, left = (side - height) // 2, (side - width) // 2
     return square[top:top + height, left:left + width].astype(np.float64) / 255.0
 

@@ -59,14 +59,14 @@ def test_real_scans_get_the_expected_verdicts(models_dir, manifest_rows):
     cascade = Cascade.from_dir(models_dir)
     glioma = pick(manifest_rows, 8, source="kaggle4", label="glioma")
     healthy = pick(manifest_rows, 8, source="kaggle4", label="notumor")
-    ct = pick(manifest_rows, 8, kind="ct_head")
+    ct = pick(manifest_rows, 100, kind="ct_head")  # all of them: head CT is the hardest negative
     verdicts = {name: [cascade.predict_bytes(p.read_bytes())[1] for p in paths]
                 for name, paths in (("glioma", glioma), ("healthy", healthy), ("ct", ct))}
     assert sum(r.verdict == "tumor" and r.tumor_type == "glioma" for r in verdicts["glioma"]) >= 6
     # The public "notumor" folder holds some head CT slices, which the discriminator rightly rejects:
     # what matters here is that healthy scans are not called tumours.
     assert sum(r.verdict in ("no_tumor", "not_mri") for r in verdicts["healthy"]) >= 7
-    assert sum(r.verdict == "not_mri" for r in verdicts["ct"]) >= 7
+    assert sum(r.verdict == "not_mri" for r in verdicts["ct"]) >= 0.8 * len(ct)  # measured: 20 of 23
     for r in verdicts["glioma"]:
         assert abs(sum(r.type_probabilities.values()) - 1.0) < 1e-3
 
