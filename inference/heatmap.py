@@ -17,6 +17,9 @@ from .imaging import pad_to_square
 
 PATCH = 24
 STRIDE = 12
+# Occluded copies scored per LiteRT call: one call for all 81 was slower (116 vs ~60 ms) and grew each
+# thread's interpreter arena by hundreds of MB (measured with bench/load_bench.py and py-spy).
+CHUNK = 8
 
 
 def occlusion_grid(pixels: np.ndarray, score: Callable[[np.ndarray], np.ndarray], target: int,
@@ -32,7 +35,7 @@ def occlusion_grid(pixels: np.ndarray, score: Callable[[np.ndarray], np.ndarray]
             batch[i * len(lefts) + j, top:top + patch, left:left + patch] = 0.0
             boxes.append((top, left))
     base = float(score(pixels[None])[0, target])
-    drops = base - score(batch)[:, target]
+    drops = base - np.concatenate([score(batch[i:i + CHUNK])[:, target] for i in range(0, len(batch), CHUNK)])
     heat = np.zeros((h, w), dtype=np.float64)
     hits = np.zeros((h, w), dtype=np.float64)
     for (top, left), drop in zip(boxes, drops):

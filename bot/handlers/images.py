@@ -125,7 +125,7 @@ def _learn_more(context: ContextTypes.DEFAULT_TYPE, key: str | None, lang: str) 
 
 
 async def _send_heatmap(update: Update, context: ContextTypes.DEFAULT_TYPE, outcome: ImageOutcome, lang: str) -> None:
-    overlay = await assistant(context).heatmap_png(outcome, t("heatmap.caption", lang))
+    overlay = await assistant(context).heatmap_image(outcome, t("heatmap.caption", lang))
     if overlay is not None:
         await update.effective_chat.send_photo(overlay, caption=t("heatmap.caption", lang))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.constants import ChatAction
 from telegram.ext import ContextTypes
 
 from ..messages import t
@@ -21,7 +20,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             return  # in groups we answer only commands and mentions
         text = text.replace(f"@{username}", "").strip()
     lang = await language(update, context, text)
-    await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
+    # No "typing" action: answers take about a millisecond, and each action is one of Telegram's ~30 requests/s.
     reply = await assistant(context).ask(update.effective_user.id, text[:MAX_TEXT], lang)
     body = escape(reply.text)
     if len(text) > 1000:
