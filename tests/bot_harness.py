@@ -29,17 +29,19 @@ class BotProcess:
         return self.log_path.read_text(errors="replace")
 
 
-async def start_bot(fake: FakeTelegram, tmp: Path, extra_env: dict | None = None) -> BotProcess:
+async def start_bot(fake: FakeTelegram, tmp: Path, extra_env: dict | None = None, ready: str = "getUpdates") -> BotProcess:
+    """Start `saveyourlife bot`; return once it has called `ready` (getUpdates when polling, setWebhook otherwise)."""
     exe = shutil.which("saveyourlife", path=str(Path(sys.executable).parent))
     db_path = tmp / "bot.db"
     log_path = tmp / "bot.log"
     env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": fake.api_url,
            "TELEGRAM_FILE_URL": fake.file_url, "DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
            "LOG_LEVEL": "DEBUG", **(extra_env or {})}
-    env.pop("WEBHOOK_URL", None)
+    if "WEBHOOK_URL" not in (extra_env or {}):
+        env.pop("WEBHOOK_URL", None)
     proc = await asyncio.create_subprocess_exec(exe, "bot", cwd=REPO, env=env, stdout=log_path.open("wb"),
                                                 stderr=asyncio.subprocess.STDOUT)
-    await fake.wait_for("getUpdates", timeout=60)
+    await fake.wait_for(ready, timeout=60)
     return BotProcess(proc, log_path, db_path)
 
 

@@ -196,3 +196,26 @@ async def test_in_groups_the_bot_answers_commands_and_mentions_only(harness):
     assert "meningioma" in reply.text.lower()
     await asyncio.sleep(1.0)
     assert len([c for c in fake.sent[start:] if c.method == "sendMessage" and c.chat_id == group]) == 1
+
+
+async def test_webhook_mode_receives_updates_with_the_secret_token(tmp_path):
+    """`saveyourlife bot` with WEBHOOK_URL set: PTB's webhook server, registered with a secret token."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    secret = "s3cret-Token_for-webhooks"
+    async with FakeTelegram() as fake:
+        bot = await start_bot(fake, tmp_path, {"WEBHOOK_URL": f"http://127.0.0.1:{port}", "WEBHOOK_LISTEN": "127.0.0.1",
+                                               "WEBHOOK_PORT": str(port), "WEBHOOK_SECRET": secret}, ready="setWebhook")
+        try:
+            registered = next(c for c in fake.sent if c.method == "setWebhook")
+            assert registered.params["url"] == f"http://127.0.0.1:{port}/telegram"
+            assert registered.params["secret_token"] == secret
+            reply = await say(fake, 1013, "hola")
+            assert "Hola" in reply.text
+            assert not any(c.method == "getUpdates" for c in fake.sent)
+            assert secret not in bot.log_text()
+        finally:
+            await stop_bot(bot)
