@@ -18,6 +18,7 @@ CONSOLE_USER = 0
 async def _loop(settings: Settings, lines) -> None:
     assistant = await Assistant.create(settings)
     lang = "es"
+    chosen = False  # until /lang, each question's language is detected from its text
     print(t("console.welcome", lang), flush=True)
     try:
         for raw in lines:
@@ -28,7 +29,8 @@ async def _loop(settings: Settings, lines) -> None:
                 break
             if line.startswith("/lang"):
                 parts = line.split()
-                lang = parts[1] if len(parts) > 1 and parts[1] in ("es", "en") else lang
+                if len(parts) > 1 and parts[1] in ("es", "en"):
+                    lang, chosen = parts[1], True
                 print(t("cmd.lang_set", lang) if len(parts) > 1 and parts[1] in ("es", "en") else t("cmd.lang_usage", lang))
                 continue
             if line.startswith("/photo"):
@@ -47,6 +49,8 @@ async def _loop(settings: Settings, lines) -> None:
                 key = {"/start": "cmd.start", "/help": "cmd.help"}.get(line.split()[0], "cmd.unknown")
                 print(to_plain(t(key, lang)), flush=True)
                 continue
+            if not chosen:
+                lang = assistant.router.language_of(line)
             reply = await assistant.ask(CONSOLE_USER, line, lang)
             print(reply.text + (f"\n→ {reply.links[0].url}" if reply.links else ""), flush=True)
     finally:
