@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -84,19 +86,34 @@ class Database:
         self._flush_lock = asyncio.Lock()
         self._replayer: asyncio.Task | None = None
 
+    async def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at, or None (no table yet, or unreadable)."""
+        from sqlalchemy import text
+
+        try:
+            async with self.engine.connect() as conn:
+                return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        except (OperationalError, DBAPIError):
+            return None
+
     async def migrate(self) -> None:
-        """Apply Alembic migrations up to head (idempotent)."""
-        from alembic import command
-        from alembic.config import Config
+        """Bring the schema to Alembic head (idempotent).
 
-        def upgrade(sync_connection) -> None:
-            cfg = Config(str(MIGRATIONS_DIR / "alembic.ini"))
-            cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-            cfg.attributes["connection"] = sync_connection
-            command.upgrade(cfg, "head")
+        When the schema is already current (every start but the first) Alembic is not even imported;
+        otherwise it runs in a child process, so it never stays resident in the bot.
+        """
+        from .migrate import head_revision
 
-        async with self.engine.begin() as conn:
-            await conn.run_sync(upgrade)
+        if await self.schema_revision() == head_revision():
+            return
+        env = {**os.environ, "DATABASE_URL": self.url}  # in the environment, not on the command line (ps)
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.db.migrate", env=env,
+                                                    cwd=str(MIGRATIONS_DIR.parents[1]),
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        output, _ = await proc.communicate()
+        if proc.returncode != 0:
+            tail = output.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"database migration failed (exit {proc.returncode}): {tail}")
 
     async def close(self) -> None:
         if self._replayer is not None:
