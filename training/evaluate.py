@@ -16,16 +16,16 @@ from inference.runtime import TFLiteModel
 
 from .dataset import build_cache
 from .report import evaluate_task, write_reports
-from .tasks import IMAGE_SIZE, TASKS
+from .tasks import TASKS
 
 
 def evaluate_models(data_dir: Path, models_dir: Path, cache_dir: Path) -> dict:
     manifest = load_manifest(models_dir)
     raw = json.loads((models_dir / "manifest.json").read_text())
-    cache = build_cache(data_dir, IMAGE_SIZE, cache_dir)
     summary = {}
     for name, task in TASKS.items():
         spec = manifest[name]
+        cache = build_cache(data_dir, spec.size, cache_dir)
         pixels = cache.rgb if task.channels == 3 else cache.gray
         rows, arrays = {}, {}
         for split in ("train", "val", "test"):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import Cache, build_cache
-from .tasks import IMAGE_SIZE, TASKS, ImageTask
+from .tasks import TASKS, ImageTask
 
 
 def _split_indices(cache: Cache, task: ImageTask, split: str, limit: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -66,7 +66,7 @@ def fit_image_model(task: ImageTask, cache: Cache, ckpt_dir: Path, epochs: int |
 
     from .models import image_classifier
 
-    model = image_classifier(IMAGE_SIZE, task.channels, task.widths, len(task.labels))
+    model = image_classifier(task.size, task.channels, task.widths, len(task.labels))
     parent = ckpt_dir / f"{task.init_from}.keras" if task.init_from else None
     if parent is not None and parent.exists():
         donor = keras.models.load_model(parent, compile=False)
@@ -112,7 +112,7 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
     from .manifest_io import update_manifest_entry
 
     task = TASKS[name]
-    cache = build_cache(data_dir, IMAGE_SIZE, cache_dir)
+    cache = build_cache(data_dir, task.size, cache_dir)
     model, arrays, rows, history, seconds = fit_image_model(task, cache, cache_dir / "checkpoints", epochs, limit, seed, log)
     (x_va, y_va), (x_te, y_te) = arrays["val"], arrays["test"]
     keras_val = model.predict(x_va, batch_size=128, verbose=0)
@@ -133,16 +133,16 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
         "kind": "image",
         "labels": list(task.labels),
         "positive_label": task.positive,
-        "input": {"size": IMAGE_SIZE, "channels": task.channels, "dtype": "float32", "range": "0-255"},
+        "input": {"size": task.size, "channels": task.channels, "dtype": "float32", "range": "0-255"},
         "preprocessing": "inference.imaging.to_tensor: EXIF transpose, 8-bit RGB, pad to square (black), "
-                         f"bilinear resize to {IMAGE_SIZE}px, {'RGB' if task.channels == 3 else 'grayscale (L)'}",
+                         f"bilinear resize to {task.size}px, {'RGB' if task.channels == 3 else 'grayscale (L)'}",
         "temperature": evaluation["temperature"],
         "tta": task.tta,
         "thresholds": evaluation["thresholds"],
         "metrics": evaluation["test"],
         "export": {"variant": variant, "candidates": variants},
         "training": {"seed": seed, "epochs_run": len(history.get("loss", [])), "seconds": round(seconds, 1),
-                     "architecture": {"widths": list(task.widths), "size": IMAGE_SIZE, "init_from": task.init_from}},
+                     "architecture": {"widths": list(task.widths), "size": task.size, "init_from": task.init_from}},
         "data": evaluation["data"],
     }
     entry = update_manifest_entry(models_dir, task.name, entry, content)
