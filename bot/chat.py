@@ -13,7 +13,7 @@ from inference.manifest import Manifest
 from inference.text import detect_language, fold, stem, tokens
 
 from .knowledge import Intent, KnowledgeBase, Link
-from .messages import percent, t
+from .messages import has, percent, t
 
 EMERGENCY = "emergency"
 OUT_OF_SCOPE = "out_of_scope"
@@ -110,8 +110,6 @@ class ChatRouter:
 
     def topic_label(self, tag: str, lang: str) -> str:
         key = f"topic.{tag}"
-        from .messages import has
-
         if has(key):
             return t(key, lang)
         patterns = self.kb.intents[tag].patterns.get(lang) or ("?",)

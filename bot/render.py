@@ -43,10 +43,8 @@ def result_html(result: CascadeResult, lang: str, warnings: tuple[str, ...] = ()
 
 
 def rejection_html(error: InputRejected, lang: str) -> str:
-    what = {"pdf": "PDF", "zip": "ZIP", "markup": "SVG/HTML"}
-    detail_kind = next((v for k, v in what.items() if k.upper() in error.detail.upper()), "?")
-    key = f"reject.{error.code}"
-    return t(key, lang, what=html.escape(detail_kind), detail=html.escape(error.detail))
+    return t(f"reject.{error.code}", lang, what=html.escape(error.values.get("what", "?")),
+             detail=html.escape(error.detail))
 
 
 def to_plain(text_html: str) -> str:

@@ -13,7 +13,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .calibration import softmax
-from .imaging import pad_to_square
 
 PATCH = 24
 STRIDE = 12

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -78,7 +79,8 @@ def decode_image(data: bytes) -> DecodedImage:
         raise InputRejected("too_large", f"the file is {len(data) / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB")
     kind = _sniff_non_image(data)
     if kind is not None:
-        raise InputRejected("not_image", f"this looks like a {kind.upper()} file, not a picture")
+        raise InputRejected("not_image", f"this looks like a {kind.upper()} file, not a picture",
+                            what={"pdf": "PDF", "zip": "ZIP", "markup": "SVG/HTML"}[kind])
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -98,7 +100,7 @@ def decode_image(data: bytes) -> DecodedImage:
             raise
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise InputRejected("too_many_pixels", "the picture declares too many pixels (decompression bomb)") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct_error()) as exc:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as exc:
             raise InputRejected("corrupt", f"the file could not be read as a picture ({type(exc).__name__})") from None
     width, height = img.size
     if min(width, height) < MIN_SIDE:
@@ -107,12 +109,6 @@ def decode_image(data: bytes) -> DecodedImage:
         raise InputRejected("bad_aspect", f"the picture is {width}x{height}, too long and thin to be a scan")
     rgb, notes = _to_8bit_rgb(img)
     return DecodedImage(image=rgb, source_format=fmt, source_mode=source_mode, notes=tuple(notes))
-
-
-def struct_error() -> type[Exception]:
-    import struct
-
-    return struct.error
 
 
 def pad_to_square(img: Image.Image) -> Image.Image:

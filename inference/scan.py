@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from .errors import InputRejected
-from .imaging import MAX_FILE_BYTES, decode_image
+from .imaging import decode_image
 
 
 @dataclass(frozen=True)
@@ -22,8 +21,6 @@ class Scan:
 
 def load_scan(data: bytes, file_name: str | None = None, frame: int | None = None) -> Scan:
     """Decode an upload, or raise InputRejected with a user-facing reason code."""
-    if len(data) > MAX_FILE_BYTES:
-        raise InputRejected("too_large", f"the file is {len(data) / 1e6:.1f} MB; the limit is 20 MB")
     digest = hashlib.sha256(data).hexdigest()
     from .dicom import decode_dicom, dicom_summary_for_log, is_dicom
 

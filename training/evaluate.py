@@ -29,7 +29,7 @@ def evaluate_models(data_dir: Path, models_dir: Path, cache_dir: Path) -> dict:
         pixels = cache.rgb if task.channels == 3 else cache.gray
         rows, arrays = {}, {}
         for split in ("train", "val", "test"):
-            idx = cache.select(lambda r, s=split: task.includes(r) and r.split == s and not (s == "train" and r.label_conflict))
+            idx = task.split_indices(cache, split)
             rows[split] = [cache.rows[i] for i in idx]
             arrays[split] = (pixels[idx].astype(np.float32), np.array([task.label_of(cache.rows[i]) for i in idx]))
         model = TFLiteModel(spec.file)

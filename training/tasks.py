@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .dataset import TYPE_LABELS, Row
+import numpy as np
+
+from .dataset import TYPE_LABELS, Cache, Row
 
 
 IMAGE_SIZE = 128  # default input side; a task may set its own `size`
@@ -26,6 +28,20 @@ class ImageTask:
     patience: int = 8
     tta: str | None = None  # test-time augmentation written to the manifest and used by inference
     size: int = IMAGE_SIZE  # input side in pixels (each model's own, recorded in the manifest)
+
+    def split_indices(self, cache: Cache, split: str, limit: int | None = None,
+                      rng: np.random.Generator | None = None) -> np.ndarray:
+        """Rows of `split` this model learns from or is scored on (at most `limit`, drawn with `rng`)."""
+        def wanted(r: Row) -> bool:
+            if not self.includes(r) or r.split != split:
+                return False
+            # Near-copies with contradictory labels teach noise; they stay in val/test so scores stay honest.
+            return not (split == "train" and r.label_conflict)
+
+        idx = cache.select(wanted)
+        if limit is not None and len(idx) > limit:
+            idx = np.sort(rng.choice(idx, size=limit, replace=False))
+        return idx
 
 
 def _tumor_label(row: Row) -> int:

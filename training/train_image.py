@@ -7,26 +7,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from .dataset import Cache, build_cache
 from .tasks import TASKS, ImageTask
-
-
-def _split_indices(cache: Cache, task: ImageTask, split: str, limit: int | None, rng: np.random.Generator) -> np.ndarray:
-    def wanted(r):
-        if not task.includes(r) or r.split != split:
-            return False
-        # Near-copies with contradictory labels teach noise; they stay in val/test so scores stay honest.
-        return not (split == "train" and r.label_conflict)
-
-    idx = cache.select(wanted)
-    if limit is not None and len(idx) > limit:
-        idx = np.sort(rng.choice(idx, size=limit, replace=False))
-    return idx
 
 
 def _augmenter(seed: int):
@@ -59,7 +45,7 @@ def fit_image_model(task: ImageTask, cache: Cache, ckpt_dir: Path, epochs: int |
     pixels = cache.rgb if task.channels == 3 else cache.gray
     splits = {}
     for split in ("train", "val", "test"):
-        idx = _split_indices(cache, task, split, limit, rng)
+        idx = task.split_indices(cache, split, limit, rng)
         splits[split] = (idx, np.array([task.label_of(cache.rows[i]) for i in idx], dtype=np.int64))
     (tr_idx, y_tr), (va_idx, y_va) = splits["train"], splits["val"]
     log(f"[{task.name}] train {len(tr_idx)}  val {len(va_idx)}  test {len(splits['test'][0])}")

@@ -19,7 +19,6 @@ import numpy as np
 
 from bot.knowledge import load_knowledge
 from inference.calibration import softmax
-from inference.runtime import TFLiteModel
 from inference.text import build_vocabulary, vectorize
 
 from .manifest_io import update_manifest_entry

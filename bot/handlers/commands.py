@@ -10,7 +10,7 @@ from ..render import verdict_short
 from .common import assistant, language, send_html
 
 
-async def _preamble(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: str, command: str) -> None:
+async def _preamble(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: str) -> None:
     """Log the command, and say so politely when a no-argument command got arguments."""
     await assistant(context).log.message(update.effective_user.id, lang, "in", "command", update.effective_message.text)
     if context.args:
@@ -19,20 +19,20 @@ async def _preamble(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: st
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = await language(update, context)
-    await _preamble(update, context, lang, "start")
+    await _preamble(update, context, lang)
     await assistant(context).log.record_consent(update.effective_user.id, lang)
     await send_html(update, t("cmd.start", lang))
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = await language(update, context)
-    await _preamble(update, context, lang, "help")
+    await _preamble(update, context, lang)
     await send_html(update, t("cmd.help", lang))
 
 
 async def privacy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = await language(update, context)
-    await _preamble(update, context, lang, "privacy")
+    await _preamble(update, context, lang)
     state = t("privacy.images_on" if assistant(context).settings.store_images else "privacy.images_off", lang)
     await send_html(update, t("cmd.privacy", lang, images_state=state))
 
@@ -50,7 +50,7 @@ async def lang_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = await language(update, context)
-    await _preamble(update, context, lang, "history")
+    await _preamble(update, context, lang)
     items = await assistant(context).log.history(update.effective_user.id)
     if not items:
         await send_html(update, t("cmd.history_empty", lang))
@@ -78,7 +78,7 @@ async def about(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     from ..about import about_html
 
     lang = await language(update, context)
-    await _preamble(update, context, lang, "about")
+    await _preamble(update, context, lang)
     await send_html(update, about_html(assistant(context).router.manifest, lang))
 
 
