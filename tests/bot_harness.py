@@ -29,30 +29,42 @@ class BotProcess:
         return self.log_path.read_text(errors="replace")
 
 
-async def start_bot(fake: FakeTelegram, tmp: Path, extra_env: dict | None = None, ready: str = "getUpdates") -> BotProcess:
-    """Start `saveyourlife bot`; return once it has called `ready` (getUpdates when polling, setWebhook otherwise)."""
-    exe = shutil.which("saveyourlife", path=str(Path(sys.executable).parent))
-    db_path = tmp / "bot.db"
-    log_path = tmp / "bot.log"
+BOT_EXE = shutil.which("saveyourlife", path=str(Path(sys.executable).parent))
+
+
+def bot_env(fake: FakeTelegram, database_url: str, extra_env: dict | None = None) -> dict:
+    """The environment of a bot process talking to `fake` (polling unless extra_env sets WEBHOOK_URL)."""
     env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": fake.api_url,
-           "TELEGRAM_FILE_URL": fake.file_url, "DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
-           "LOG_LEVEL": "DEBUG", **(extra_env or {})}
+           "TELEGRAM_FILE_URL": fake.file_url, "DATABASE_URL": database_url, "LOG_LEVEL": "DEBUG", **(extra_env or {})}
     if "WEBHOOK_URL" not in (extra_env or {}):
         env.pop("WEBHOOK_URL", None)
-    proc = await asyncio.create_subprocess_exec(exe, "bot", cwd=REPO, env=env, stdout=log_path.open("wb"),
+    return env
+
+
+async def start_bot(fake: FakeTelegram, tmp: Path, extra_env: dict | None = None, ready: str = "getUpdates") -> BotProcess:
+    """Start `saveyourlife bot`; return once it has called `ready` (getUpdates when polling, setWebhook otherwise)."""
+    db_path = tmp / "bot.db"
+    log_path = tmp / "bot.log"
+    env = bot_env(fake, f"sqlite+aiosqlite:///{db_path}", extra_env)
+    proc = await asyncio.create_subprocess_exec(BOT_EXE, "bot", cwd=REPO, env=env, stdout=log_path.open("wb"),
                                                 stderr=asyncio.subprocess.STDOUT)
     await fake.wait_for(ready, timeout=60)
     return BotProcess(proc, log_path, db_path)
 
 
-async def stop_bot(bot: BotProcess) -> None:
-    if bot.proc.returncode is None:
-        bot.proc.terminate()
+async def terminate(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within 20 s."""
+    if proc.returncode is None:
+        proc.terminate()
         try:
-            await asyncio.wait_for(bot.proc.wait(), 20)
+            await asyncio.wait_for(proc.wait(), 20)
         except asyncio.TimeoutError:
-            bot.proc.kill()
-            await bot.proc.wait()
+            proc.kill()
+            await proc.wait()
+
+
+async def stop_bot(bot: BotProcess) -> None:
+    await terminate(bot.proc)
 
 
 async def say(fake: FakeTelegram, chat_id: int, text: str, lang: str = "es"):

@@ -12,6 +12,7 @@ import pytest_asyncio
 from .bot_harness import TOKEN, say, start_bot, stop_bot
 from .conftest import jpeg_bytes, landscape_photo, pick, png_bytes
 from .fake_telegram import FakeTelegram
+from .pg import free_port
 
 ALBUM_SETTLE_S = 2.0
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -200,11 +201,7 @@ async def test_in_groups_the_bot_answers_commands_and_mentions_only(harness):
 
 async def test_webhook_mode_receives_updates_with_the_secret_token(tmp_path):
     """`saveyourlife bot` with WEBHOOK_URL set: PTB's webhook server, registered with a secret token."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     secret = "s3cret-Token_for-webhooks"
     async with FakeTelegram() as fake:
         bot = await start_bot(fake, tmp_path, {"WEBHOOK_URL": f"http://127.0.0.1:{port}", "WEBHOOK_LISTEN": "127.0.0.1",

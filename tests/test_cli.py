@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from .conftest import REPO, jpeg_bytes, landscape_photo, pick
 

@@ -24,9 +24,7 @@ here, where `chmod` stops nothing):
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
-import shutil
 import signal
 import sqlite3
 import sys
@@ -37,7 +35,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from .bot_harness import TOKEN
+from .bot_harness import BOT_EXE, bot_env, terminate
 from .conftest import REPO, jpeg_bytes, landscape_photo
 from .fake_telegram import FakeTelegram
 
@@ -89,15 +87,11 @@ async def _drain(stream: asyncio.StreamReader, path: Path) -> None:
 
 async def launch(fake: FakeTelegram, tmp: Path, database_url: str | None = None, extra_env: dict | None = None) -> Bot:
     """Start `saveyourlife bot` on tmp/bot.db (or `database_url`) and wait until it polls."""
-    exe = shutil.which("saveyourlife", path=str(Path(sys.executable).parent))
     db_path = tmp / "bot.db"
     log_path = tmp / "bot.log"
-    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": fake.api_url,
-           "TELEGRAM_FILE_URL": fake.file_url, "DATABASE_URL": database_url or f"sqlite+aiosqlite:///{db_path}",
-           "LOG_LEVEL": "DEBUG", "IMAGES_PER_MINUTE": "1000", **(extra_env or {})}
-    env.pop("WEBHOOK_URL", None)
+    env = bot_env(fake, database_url or f"sqlite+aiosqlite:///{db_path}", {"IMAGES_PER_MINUTE": "1000", **(extra_env or {})})
     start = len(fake.sent)
-    proc = await asyncio.create_subprocess_exec(exe, "bot", cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL,
+    proc = await asyncio.create_subprocess_exec(BOT_EXE, "bot", cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     bot = Bot(proc, db_path, log_path, asyncio.create_task(_drain(proc.stdout, log_path)))
     try:
@@ -109,13 +103,7 @@ async def launch(fake: FakeTelegram, tmp: Path, database_url: str | None = None,
 
 
 async def stop(bot: Bot) -> int:
-    if bot.alive:
-        bot.proc.terminate()
-        try:
-            await asyncio.wait_for(bot.proc.wait(), 20)
-        except asyncio.TimeoutError:
-            bot.proc.kill()
-            await bot.proc.wait()
+    await terminate(bot.proc)
     try:
         await asyncio.wait_for(bot.drain, 10)
     except asyncio.TimeoutError:

@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from bot.settings import Settings
 from .bot_harness import TOKEN
 from .conftest import REPO, jpeg_bytes, landscape_photo
 from .fake_telegram import FakeTelegram
+from .pg import free_port
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 SECRET = "s3cret_webhook-Token"
@@ -168,9 +168,7 @@ async def test_the_database_down_at_start_up_gives_503_and_is_retried_until_it_i
 
 
 async def test_a_postgresql_url_to_a_closed_port_is_reported_and_retried(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    port = free_port()  # nothing listens here once the socket is closed
     url = f"postgresql+asyncpg://nobody:pw@127.0.0.1:{port}/nowhere"
     async with FakeTelegram() as fake, worker_app(settings_for(fake, url), ready=False) as client:
         await asyncio.sleep(1.0)
@@ -275,12 +273,6 @@ async def test_forget_confirmed_on_another_worker_and_a_yes_without_a_pending_re
 
 
 # ---- the real command -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_saveyourlife_serve_with_two_workers_takes_telegrams_webhook_calls(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from inference.cascade import Cascade
-from inference.imaging import decode_image, to_tensor
+from inference.imaging import decode_image
 from training.dataset import read_manifest
 
 from .conftest import pick
