@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .messages import t
-from .render import rejection_html, result_html, to_plain
+from .render import picture_html, rejection_html, to_plain
 from .service import Assistant
 from .settings import Settings
 
@@ -43,7 +43,7 @@ async def _loop(settings: Settings, lines) -> None:
                 if outcome.rejection:
                     print(to_plain(rejection_html(outcome.rejection, lang)), flush=True)
                 else:
-                    print(to_plain(result_html(outcome.result, lang, outcome.scan.warnings, outcome.scan.dicom)), flush=True)
+                    print(to_plain(picture_html(outcome.analysis, lang, outcome.scan.warnings, outcome.scan.dicom)), flush=True)
                 continue
             if line.startswith("/"):
                 key = {"/start": "cmd.start", "/help": "cmd.help"}.get(line.split()[0], "cmd.unknown")

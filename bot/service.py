@@ -15,6 +15,7 @@ from inference.cascade import Cascade, CascadeResult
 from inference.errors import InputRejected
 from inference.intents import IntentModel
 from inference.manifest import load_manifest
+from inference.picture import PictureAnalysis, analyse_picture
 from inference.scan import Scan, load_scan
 
 from .chat import ChatRouter, Reply
@@ -42,6 +43,7 @@ class ImageOutcome:
     rejection: InputRejected | None = None
     scan: Scan | None = None
     prediction_id: int | None = None
+    analysis: PictureAnalysis | None = None  # where the scan was found, and a film sheet's slices
 
 
 class Assistant:
@@ -109,24 +111,26 @@ class Assistant:
         await self.log.message(user_id, lang, "in", source, file_name)
         try:
             scan = await self.run_cpu(load_scan, data, file_name)
-            result = await self.run_cpu(self.cascade.predict_image, scan.image)
+            analysis = await self.run_cpu(analyse_picture, self.cascade, scan.image, None, scan.kind != "dicom")
+            result = analysis.result
         except InputRejected as rejection:
             await self.log.message(user_id, lang, "out", "rejected", rejection.code)
             return ImageOutcome(rejection=rejection)
         prediction_id = await self.log.prediction(user_id, lang, "dicom" if scan.kind == "dicom" else source,
                                                   scan.sha256, result, data)
         await self.log.message(user_id, lang, "out", "result", result.verdict)
-        return ImageOutcome(result=result, scan=scan, prediction_id=prediction_id)
+        return ImageOutcome(result=result, scan=scan, prediction_id=prediction_id, analysis=analysis)
 
     def _heatmap_jpeg(self, outcome: ImageOutcome, caption: str) -> bytes:
         import io
 
         from inference.heatmap import occlusion_map, render_overlay
 
-        heat = occlusion_map(self.cascade, outcome.scan.image, outcome.result)
+        image = outcome.analysis.image  # the located scan (or a sheet's leading slice), as the models saw it
+        heat = occlusion_map(self.cascade, image, outcome.result)
         buf = io.BytesIO()
         # JPEG: Telegram re-encodes photos as JPEG anyway, and an optimised PNG cost 123 ms vs 1 ms.
-        render_overlay(outcome.scan.image, heat, caption).save(buf, format="JPEG", quality=85)
+        render_overlay(image, heat, caption).save(buf, format="JPEG", quality=85)
         return buf.getvalue()
 
     async def heatmap_image(self, outcome: ImageOutcome, caption: str) -> bytes | None:

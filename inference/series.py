@@ -16,8 +16,12 @@ class SeriesSummary:
 
 
 def summarize(results: list[CascadeResult | None]) -> SeriesSummary:
-    """A tumour on any slice outweighs clean slices; doubt outweighs "no tumour"; unreadable slices are skipped."""
+    """Mostly non-MRI slices make a non-MRI study (a CT sheet with one MRI-looking slice is still CT); otherwise a
+    tumour on any slice outweighs clean slices, and doubt outweighs "no tumour". Unreadable slices are skipped."""
     indexed = [(i, r) for i, r in enumerate(results) if r is not None]
+    not_mri = [i for i, r in indexed if r.verdict == "not_mri"]
+    if indexed and len(not_mri) * 2 > len(indexed):
+        return SeriesSummary("not_mri", None, tuple(not_mri))
     tumours = sorted(((i, r) for i, r in indexed if r.verdict == "tumor"), key=lambda x: -x[1].tumor_probability)
     if tumours:
         votes: dict[str, float] = defaultdict(float)
@@ -31,6 +35,4 @@ def summarize(results: list[CascadeResult | None]) -> SeriesSummary:
     clean = [i for i, r in indexed if r.verdict == "no_tumor"]
     if clean:
         return SeriesSummary("no_tumor", None, tuple(clean))
-    if indexed:
-        return SeriesSummary("not_mri", None, tuple(i for i, _ in indexed))
     return SeriesSummary("inconclusive", None, ())

@@ -216,3 +216,20 @@ async def test_webhook_mode_receives_updates_with_the_secret_token(tmp_path):
             assert secret not in bot.log_text()
         finally:
             await stop_bot(bot)
+
+
+async def test_a_film_sheet_photo_gets_per_slice_verdicts_and_an_annotated_thumbnail(harness, manifest_rows):
+    from PIL import Image
+
+    from training.film_sheet import compose_sheet
+
+    fake, _ = harness
+    slices = [Image.open(p).convert("RGB") for p in pick(manifest_rows, 12, source="kaggle4", label="meningioma")]
+    sheet, _ = compose_sheet(slices, 3, 4, seed=5)
+    start = len(fake.sent)
+    fake.send_photo(1012, jpeg_bytes(sheet))
+    reply = (await fake.replies(1012, 1, start=start, methods=("sendMessage",)))[0]
+    assert "placa con 12 cortes" in reply.text and reply.text.count("• Corte") == 12
+    assert "En conjunto" in reply.text and "no es un diagnóstico" in reply.text.lower()
+    thumbnail = await fake.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == 1012, start=start)
+    assert "Tu placa" in thumbnail.params.get("caption", "")

@@ -19,8 +19,8 @@ from inference.errors import InputRejected
 from inference.imaging import MAX_FILE_BYTES
 from inference.series import summarize
 
-from ..messages import percent, t
-from ..render import rejection_html, result_html, verdict_short
+from ..messages import t
+from ..render import picture_html, rejection_html, series_summary_html, sheet_thumbnail_jpeg, slice_line
 from ..service import ImageOutcome
 from .common import assistant, escape, language, send_html
 
@@ -142,8 +142,11 @@ async def _single(update: Update, context: ContextTypes.DEFAULT_TYPE, upload: Up
     if outcome.prediction_id is not None:
         rows.append([InlineKeyboardButton(t("button.helpful", lang), callback_data=f"fb:{outcome.prediction_id}:1"),
                      InlineKeyboardButton(t("button.not_helpful", lang), callback_data=f"fb:{outcome.prediction_id}:0")])
-    text = result_html(result, lang, outcome.scan.warnings, outcome.scan.dicom)
+    text = picture_html(outcome.analysis, lang, outcome.scan.warnings, outcome.scan.dicom)
     await send_html(update, text + "\n\n" + t("feedback.question", lang), InlineKeyboardMarkup(rows) if rows else None)
+    if outcome.analysis.is_sheet:
+        thumbnail = await assistant(context).run_cpu(sheet_thumbnail_jpeg, outcome.scan.image, outcome.analysis)
+        await update.effective_chat.send_photo(thumbnail, caption=t("sheet.legend", lang))
     await _send_heatmap(update, context, outcome, lang)
 
 
@@ -161,17 +164,9 @@ async def _album_when_quiet(key: tuple, context: ContextTypes.DEFAULT_TYPE) -> N
     lines = [t("album.header", lang, n=len(uploads))]
     if len(album.uploads) > MAX_ALBUM_SLICES:
         lines.append(t("album.too_many", lang, max=MAX_ALBUM_SLICES))
-    for i, outcome in enumerate(outcomes, start=1):
-        if outcome.result is None:
-            lines.append(t("album.item_rejected", lang, i=i, reason=outcome.rejection.code))
-        else:
-            lines.append(t("album.item", lang, i=i, verdict=verdict_short(outcome.result.verdict, outcome.result.tumor_type, lang),
-                           tumor=percent(outcome.result.tumor_probability, lang)))
-    slices = ", ".join(str(i + 1) for i in summary.drivers)
-    type_name = t(f"label.{summary.tumor_type}", lang) if summary.tumor_type else ""
-    lines.append("")
-    lines.append(t(f"album.summary.{summary.verdict}", lang, tumor_type=escape(type_name), slices=slices))
-    lines.append("")
+    lines += [slice_line(i, o.result, lang, o.rejection.code if o.rejection else None)
+              for i, o in enumerate(outcomes, start=1)]
+    lines += ["", series_summary_html(summary.verdict, summary.tumor_type, summary.drivers, lang), ""]
     lines.append(t("result.disclaimer", lang))
     rows = _learn_more(context, summary.tumor_type or summary.verdict, lang)
     await send_html(update, "\n".join(lines), InlineKeyboardMarkup(rows) if rows else None)

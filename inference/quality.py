@@ -1,0 +1,152 @@
+"""Refuse to judge pictures too poor to judge, with a reason the user can act on.
+
+Every measure is taken on the located scan (`inference.locate`), so a photo's desk or bezel does not
+count, and at the scale that matters: sharpness at the models' 128-px input, size in the picture's
+own pixels. Thresholds were calibrated on the public test split (see QUALITY_LIMITS): ≥ 99 % of
+clean MRIs pass every check. numpy + Pillow only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .locate import Located, head_box, locate_scan, work_copy
+
+QUALITY_LIMITS = {
+    # too_dark: the brightest 1 % of the scan is still dark (clean test MRIs: 1st percentile ≈ 100)
+    "dark_q": 99,
+    "dark_level": 45.0,
+    # too_small: the scan region in the picture, short side, in pixels
+    "min_side_px": 96,
+    # too_blurry: mean |4-neighbour Laplacian| inside the head at the models' input size, divided by the
+    # head's contrast (clean test MRIs: 1st percentile ≈ 0.12; Gaussian blur of 6 px at 224 px ≈ 0.02;
+    # a 40-px scan blown up ≈ 0.03, which cannot be told from blur and is reported as blur)
+    "sharpness_side": 128,
+    "min_sharpness": 0.045,
+    # glare: the local dark floor (lowest level within a window) is washed out over a large share of
+    # the scan — a scan always has dark background or CSF nearby, a lamp's reflection does not
+    "floor_window": 0.125,      # window side as a share of the crop's longest side
+    "washed_level": 200.0,      # floor at or above this is washed out
+    "glare_share": 0.08,        # share of the crop washed out
+    # head_cut_off: the filled head mask runs along crop borders (the head continues past the picture).
+    # The bottom border alone does not count: sagittal and coronal slices show the neck running out
+    # of the frame (clean test MRIs: top/left/right cover 99th percentile ≈ 0.66, second-largest
+    # cover ≈ 0.63; a head cut to its left 45 %: right cover 10th percentile ≈ 0.71, median 0.86)
+    "cut_band": 0.03,           # border band checked (share of the side)
+    "cut_open_px": 2,           # opening (analysis pixels) that removes thin frame lines before the check
+    "cut_one": 0.75,            # top, left or right border covered over this share of its length…
+    "cut_two": 0.66,            # …or any two borders over this share each
+}
+REASONS = ("too_dark", "too_small", "too_blurry", "glare", "head_cut_off")
+
+
+@dataclass(frozen=True)
+class QualityMeasures:
+    """The raw numbers behind the verdict (for calibration and logs)."""
+
+    brightness: float          # dark_q percentile grey of the crop
+    short_side: int            # scan region short side in picture pixels
+    sharpness: float           # normalised Laplacian at the models' input size (nan without a head)
+    washed_share: float        # share of the crop whose dark floor is washed out
+    border_cover: tuple[float, float, float, float]  # head cover of top, bottom, left, right borders
+
+
+def _gray(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def _sharpness(crop: Image.Image) -> float:
+    """Laplacian energy inside the head, contrast-normalised, at the size the models see."""
+    side = QUALITY_LIMITS["sharpness_side"]
+    k = side / max(crop.size)
+    small = crop.convert("L").resize((max(3, round(crop.width * k)), max(3, round(crop.height * k))),
+                                     Image.Resampling.BOX if k < 1 else Image.Resampling.BILINEAR)
+    g = np.asarray(small, dtype=np.float32)
+    low, high = np.percentile(g, [5, 99])
+    if high - low < 1.0:
+        return 0.0
+    head = (g > low + 0.2 * (high - low))[1:-1, 1:-1]
+    lap = np.abs(4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:])
+    if not head.any():
+        return 0.0
+    return float(lap[head].mean() / (high - low))
+
+
+def _washed_share(gray: np.ndarray) -> float:
+    """Share of the crop whose lowest level within a window is washed out (block minima, 3x3)."""
+    h, w = gray.shape
+    block = max(1, round(QUALITY_LIMITS["floor_window"] * max(h, w) / 3))
+    rows, cols = -(-h // block), -(-w // block)
+    padded = np.pad(gray, ((0, rows * block - h), (0, cols * block - w)), mode="edge")
+    floor = padded.reshape(rows, block, cols, block).min(axis=(1, 3))
+    pad = np.pad(floor, 1, mode="edge")
+    floor = np.min([pad[dy:dy + rows, dx:dx + cols] for dy in range(3) for dx in range(3)], axis=0)
+    return float((floor >= QUALITY_LIMITS["washed_level"]).mean())
+
+
+def _opened(mask: np.ndarray, steps: int) -> np.ndarray:
+    out = mask
+    for pick in (np.logical_and, np.logical_or):
+        for _ in range(steps):
+            pad = np.pad(out, 1, mode="edge")
+            out = pick.reduce([pad[1:-1, 1:-1], pad[:-2, 1:-1], pad[2:, 1:-1], pad[1:-1, :-2], pad[1:-1, 2:]])
+    return out
+
+
+def _border_cover(gray: np.ndarray) -> tuple[float, float, float, float]:
+    """How much of each border (top, bottom, left, right) the filled head touches."""
+    found = head_box(gray)
+    if found is None:
+        return 0.0, 0.0, 0.0, 0.0
+    mask = _opened(found[1], QUALITY_LIMITS["cut_open_px"])
+    # Filled between skull walls along rows or along columns: a head cut by the border keeps its walls
+    # on three sides only, so requiring both would leave the cut side empty.
+    rows = np.maximum.accumulate(mask, axis=1) & np.maximum.accumulate(mask[:, ::-1], axis=1)[:, ::-1]
+    cols = np.maximum.accumulate(mask, axis=0) & np.maximum.accumulate(mask[::-1], axis=0)[::-1]
+    filled = rows | cols
+    band = max(1, round(QUALITY_LIMITS["cut_band"] * max(filled.shape)))
+    return (float(filled[:band].any(axis=0).mean()), float(filled[-band:].any(axis=0).mean()),
+            float(filled[:, :band].any(axis=1).mean()), float(filled[:, -band:].any(axis=1).mean()))
+
+
+def quality_measures(image: Image.Image, located: Located | None = None) -> QualityMeasures:
+    """Measure the located scan (locating it first when `located` is None)."""
+    located = located or locate_scan(image)
+    crop = located.image
+    gray = _gray(crop)
+    box = located.box
+    return QualityMeasures(
+        brightness=float(np.percentile(gray, QUALITY_LIMITS["dark_q"])),
+        short_side=min(box[2] - box[0], box[3] - box[1]),
+        sharpness=_sharpness(crop),
+        washed_share=_washed_share(work_copy(crop).gray),
+        border_cover=_border_cover(work_copy(crop).gray),
+    )
+
+
+def problems_from(m: QualityMeasures) -> tuple[str, ...]:
+    """Reason codes for measures, in REASONS order. Darkness hides everything else, so it is alone."""
+    lim = QUALITY_LIMITS
+    if m.brightness < lim["dark_level"]:
+        return ("too_dark",)
+    out = []
+    if m.short_side < lim["min_side_px"]:
+        out.append("too_small")
+    if m.sharpness < lim["min_sharpness"]:
+        out.append("too_blurry")
+    if m.washed_share >= lim["glare_share"]:
+        out.append("glare")
+    top, _, left, right = m.border_cover
+    second = sorted(m.border_cover, reverse=True)[1]
+    glare = m.washed_share >= lim["glare_share"]  # a washed-out spot hides the head's outline
+    if not glare and (max(top, left, right) >= lim["cut_one"] or second >= lim["cut_two"]):
+        out.append("head_cut_off")
+    return tuple(out)
+
+
+def quality_problems(image: Image.Image, located: Located | None = None) -> tuple[str, ...]:
+    """Why this picture is too poor to judge (reason codes of REASONS); empty when it is fine."""
+    return problems_from(quality_measures(image, located))
