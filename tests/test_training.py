@@ -52,3 +52,17 @@ def test_a_short_training_run_exports_a_litert_model_that_agrees_with_keras(tmp_
     assert "Not a medical device" in card or "not a diagnosis" in card.lower()
     for png in ("confusion.png", "reliability.png", "training_curves.png"):
         assert (out / "cards" / "detector" / png).stat().st_size > 1000
+
+
+def test_the_operating_point_keeps_every_positive_it_can_and_sits_between_the_classes():
+    from training.metrics import binary_operating_point
+
+    y = np.array([0] * 50 + [1] * 200)
+    p = np.concatenate([np.linspace(0.0, 0.2, 50), np.linspace(0.6, 1.0, 200)])
+    point = binary_operating_point(p, y, min_sensitivity=0.99)
+    assert point["sensitivity"] == 1.0 and point["specificity"] == 1.0
+    assert 0.2 < point["threshold"] < 0.6
+    # Overlapping classes: the sensitivity floor wins over specificity.
+    p_overlap = np.concatenate([np.linspace(0.0, 0.7, 50), np.linspace(0.3, 1.0, 200)])
+    point = binary_operating_point(p_overlap, y, min_sensitivity=0.99)
+    assert point["sensitivity"] >= 0.99 and ((p_overlap >= point["threshold"])[y == 1]).mean() >= 0.99

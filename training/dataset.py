@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,22 @@ class Row:
     group: str
     label_conflict: bool
     split: str
+    relabelled: bool = False  # the label audit moved it from "brain MRI" to not-MRI (see label_audit.tsv)
+
+
+AUDIT_FILE = Path(__file__).with_name("label_audit.tsv")
+
+
+def audited_not_mri() -> set[str]:
+    """Paths the published labels call brain MRI but that were confirmed by eye to be head CT."""
+    lines = [l for l in AUDIT_FILE.read_text().splitlines() if l and not l.startswith("#")]
+    return {l.split("\t")[0] for l in lines[1:]}
+
+
+def apply_audit(rows: list[Row], ct_paths: set[str]) -> list[Row]:
+    """Head CT slices filed as MRI become what they are: not-MRI of kind ct_head, for every model and split."""
+    return [replace(r, is_brain_mri=False, kind="ct_head", label="not_mri", relabelled=True) if r.path in ct_paths else r
+            for r in rows]
 
 
 def default_data_dir() -> Path:
@@ -43,7 +59,7 @@ def read_manifest(data_dir: Path) -> list[Row]:
     manifest = data_dir / "manifest.tsv"
     if manifest.exists():
         with manifest.open(newline="") as fh:
-            return [
+            return apply_audit([
                 Row(
                     path=r["path"],
                     source=r["source"],
@@ -55,7 +71,7 @@ def read_manifest(data_dir: Path) -> list[Row]:
                     split=r["split"],
                 )
                 for r in csv.DictReader(fh, delimiter="\t")
-            ]
+            ], audited_not_mri())
     return list(_rows_from_folders(data_dir))
 
 

@@ -1,7 +1,8 @@
 """`saveyourlife evaluate`: re-measure the exported LiteRT models on the untouched test split.
 
-Uses the temperatures and thresholds stored in models/manifest.json (nothing is refit),
-and rewrites each model's metrics.json, plots and MODEL_CARD.md.
+Uses the temperatures and thresholds stored in models/manifest.json (nothing is refit), or with `--refit`
+fits them again on the validation split only (after a change to the fitting rules, without retraining).
+Rewrites each model's metrics.json, plots and MODEL_CARD.md.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .report import evaluate_task, write_reports
 from .tasks import TASKS
 
 
-def evaluate_models(data_dir: Path, models_dir: Path, cache_dir: Path) -> dict:
+def evaluate_models(data_dir: Path, models_dir: Path, cache_dir: Path, refit: bool = False) -> dict:
     manifest = load_manifest(models_dir)
     raw = json.loads((models_dir / "manifest.json").read_text())
     summary = {}
@@ -35,8 +36,9 @@ def evaluate_models(data_dir: Path, models_dir: Path, cache_dir: Path) -> dict:
         model = TFLiteModel(spec.file)
         logits = {s: model.run_in_chunks(arrays[s][0], tta=spec.extra.get("tta")) for s in ("val", "test")}
         evaluation = evaluate_task(task, logits["val"], arrays["val"][1], logits["test"], arrays["test"][1], rows,
-                                   fixed={"temperature": spec.temperature, "thresholds": spec.thresholds})
+                                   fixed=None if refit else {"temperature": spec.temperature, "thresholds": spec.thresholds})
         entry = raw["models"][name]
+        entry.update(temperature=evaluation["temperature"], thresholds=evaluation["thresholds"])
         history_file = models_dir / "cards" / name / "history.json"
         history = json.loads(history_file.read_text()) if history_file.exists() else None
         write_reports(task, models_dir, entry, evaluation, history)

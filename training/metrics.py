@@ -81,15 +81,25 @@ def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
 
 
 def binary_operating_point(p_pos: np.ndarray, y_pos: np.ndarray, min_sensitivity: float) -> dict:
-    """The highest threshold that keeps sensitivity ≥ target, with its specificity."""
-    best = None
-    for t in np.unique(np.concatenate([[0.0], p_pos])):
+    """The best specificity that keeps sensitivity ≥ target; the threshold then sits halfway (in logit space)
+    between the lowest positive it keeps and the highest negative below it, not on an example's own score."""
+    candidates = np.unique(np.concatenate([[0.0], p_pos]))
+    scored = []
+    for t in candidates:
         pred = p_pos >= t
         sens = pred[y_pos == 1].mean() if (y_pos == 1).any() else 1.0
         spec = (~pred[y_pos == 0]).mean() if (y_pos == 0).any() else 1.0
         if sens >= min_sensitivity:
-            best = {"threshold": float(t), "sensitivity": float(sens), "specificity": float(spec)}
-    return best or {"threshold": 0.0, "sensitivity": 1.0, "specificity": 0.0}
+            scored.append((spec, sens, -t))
+    if not scored:
+        return {"threshold": 0.0, "sensitivity": 1.0, "specificity": 0.0}
+    spec, sens, neg_t = max(scored)  # best specificity, then best sensitivity, then the lowest threshold
+    t = -neg_t
+    below = p_pos[p_pos < t]
+    if len(below) and t > 0:
+        logit = lambda q: np.log(np.clip(q, 1e-6, 1 - 1e-6) / (1 - np.clip(q, 1e-6, 1 - 1e-6)))  # noqa: E731
+        t = float(1 / (1 + np.exp(-(logit(t) + logit(below.max())) / 2)))
+    return {"threshold": float(t), "sensitivity": float(sens), "specificity": float(spec)}
 
 
 def sens_spec(p_pos: np.ndarray, y_pos: np.ndarray, threshold: float) -> dict:

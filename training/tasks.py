@@ -75,7 +75,7 @@ TASKS: dict[str, ImageTask] = {
         labels=TYPE_LABELS,
         channels=1,
         widths=(32, 64, 128, 256),
-        includes=lambda r: r.source == "kaggle4",
+        includes=lambda r: r.is_brain_mri and r.source == "kaggle4",
         label_of=lambda r: TYPE_LABELS.index(r.label),
         max_epochs=35,
         init_from="detector",

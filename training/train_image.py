@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import Cache, build_cache
+from .photo_variants import DEGRADED_SHARE, VARIANTS, build_variants
 from .tasks import TASKS, ImageTask
 
 
@@ -34,8 +35,29 @@ def _class_weights(y: np.ndarray, n: int) -> dict[int, float]:
     return {i: float(len(y) / (n * c)) if c else 1.0 for i, c in enumerate(counts)}
 
 
+def _training_batches(clean: np.ndarray, copies: np.ndarray | None, slots: np.ndarray, y: np.ndarray,
+                      seed: int, batch: int = 32):
+    """A generator factory: each epoch reshuffles, and each sample is drawn clean or as one of its degraded copies."""
+    rng = np.random.default_rng(seed)
+
+    def epoch():
+        order = rng.permutation(len(y))
+        for start in range(0, len(order), batch):
+            take = order[start:start + batch]
+            x = clean[take]
+            if copies is not None:
+                pick = (rng.random(len(take)) < DEGRADED_SHARE) & (slots[take] >= 0)
+                if pick.any():
+                    x = x.copy()
+                    which = rng.integers(0, copies.shape[1], size=int(pick.sum()))
+                    x[pick] = copies[slots[take][pick], which]
+            yield x, y[take]
+
+    return epoch
+
+
 def fit_image_model(task: ImageTask, cache: Cache, ckpt_dir: Path, epochs: int | None, limit: int | None,
-                    seed: int, log=print):
+                    seed: int, photo_augment: bool = False, data_dir: Path | None = None, log=print):
     """Returns the trained Keras model, the split arrays and the training history."""
     import keras
     import tensorflow as tf
@@ -60,9 +82,19 @@ def fit_image_model(task: ImageTask, cache: Cache, ckpt_dir: Path, epochs: int |
         log(f"[{task.name}] trunk initialised from {parent.name}")
 
     augment = _augmenter(seed)
-    train_ds = (tf.data.Dataset.from_tensor_slices((pixels[tr_idx], y_tr))
-                .shuffle(len(tr_idx), seed=seed, reshuffle_each_iteration=True)
-                .batch(32)
+    copies = None
+    slots = np.full(len(tr_idx), -1, dtype=np.int64)
+    if photo_augment:
+        # A full run shares one set of copies (all training rows) between the three models; a --limit run makes its own.
+        wanted = cache.select(lambda r: r.split == "train") if limit is None else tr_idx
+        variants = build_variants(cache, wanted, data_dir, task.size, ckpt_dir.parent, seed, log=log)
+        copies = variants.rgb if task.channels == 3 else variants.gray
+        slots = variants.slot_of(len(cache.rows))[tr_idx]
+        log(f"[{task.name}] {int((slots >= 0).sum())} training images have {copies.shape[1]} photo-like copies; "
+            f"{DEGRADED_SHARE:.0%} of samples are drawn degraded")
+    spec = (tf.TensorSpec((None, task.size, task.size, task.channels), tf.uint8), tf.TensorSpec((None,), tf.int64))
+    train_ds = (tf.data.Dataset.from_generator(_training_batches(pixels[tr_idx], copies, slots, y_tr, seed),
+                                               output_signature=spec)
                 .map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y), num_parallel_calls=2)
                 .prefetch(2))
     val_ds = tf.data.Dataset.from_tensor_slices((pixels[va_idx].astype(np.float32), y_va)).batch(128)
@@ -89,7 +121,7 @@ def fit_image_model(task: ImageTask, cache: Cache, ckpt_dir: Path, epochs: int |
 
 
 def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Path, epochs: int | None = None,
-                     limit: int | None = None, seed: int = 1234, log=print) -> dict:
+                     limit: int | None = None, seed: int = 1234, photo_augment: bool = True, log=print) -> dict:
     from inference.runtime import TFLiteModel
 
     from .export import choose_variant
@@ -99,7 +131,8 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
 
     task = TASKS[name]
     cache = build_cache(data_dir, task.size, cache_dir)
-    model, arrays, rows, history, seconds = fit_image_model(task, cache, cache_dir / "checkpoints", epochs, limit, seed, log)
+    model, arrays, rows, history, seconds = fit_image_model(task, cache, cache_dir / "checkpoints", epochs, limit, seed,
+                                                            photo_augment, data_dir, log)
     (x_va, y_va), (x_te, y_te) = arrays["val"], arrays["test"]
     keras_val = model.predict(x_va, batch_size=128, verbose=0)
     keras_test = model.predict(x_te, batch_size=128, verbose=0)
@@ -128,6 +161,7 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
         "metrics": evaluation["test"],
         "export": {"variant": variant, "candidates": variants},
         "training": {"seed": seed, "epochs_run": len(history.get("loss", [])), "seconds": round(seconds, 1),
+                     "photo_augmentation": {"copies": VARIANTS, "share": DEGRADED_SHARE} if photo_augment else None,
                      "architecture": {"widths": list(task.widths), "size": task.size, "init_from": task.init_from}},
         "data": evaluation["data"],
     }

@@ -1,0 +1,85 @@
+"""Degraded copies of the training images ("phone photos" from `training.degrade`), made once and cached.
+
+Real-world pictures need a model that has seen them; `degrade.mixed` is too slow to run inside the
+training loop on 2 cores, so each training image gets `VARIANTS` fixed degraded copies, decoded through the
+same `to_tensor` as serving. During training every sample is drawn clean or as one of its copies
+(`DEGRADED_SHARE`), so an epoch costs the same as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from inference.imaging import decode_image, to_tensor
+
+from .dataset import Cache
+from .degrade import mixed
+
+VARIANTS = 2  # degraded copies per training image
+DEGRADED_SHARE = 0.5  # probability that a training sample is drawn degraded instead of clean
+WORK_SIDE = 320  # images are shrunk to this longest side before degrading: the models see 128 px anyway
+MAX_TRANSFORMS = 4  # each copy applies 1..MAX_TRANSFORMS transforms (recompression always included)
+
+
+@dataclass(frozen=True)
+class PhotoVariants:
+    """`gray[k, v]` / `rgb[k, v]` is copy v of cache row `rows[k]` (only training rows have copies)."""
+
+    rows: np.ndarray  # (K,) indices into Cache.rows
+    gray: np.ndarray  # (K, V, S, S, 1) uint8
+    rgb: np.ndarray  # (K, V, S, S, 3) uint8
+
+    def slot_of(self, n_rows: int) -> np.ndarray:
+        """For every cache row, its position in `rows`, or -1 when it has no copies."""
+        slots = np.full(n_rows, -1, dtype=np.int64)
+        slots[self.rows] = np.arange(len(self.rows))
+        return slots
+
+
+def _seed_for(path: str, variant: int, seed: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{variant}:{path}".encode()).digest()[:8], "little")
+
+
+def _degrade_one(args: tuple[str, str, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    file, rel, size, seed = args
+    image = decode_image(Path(file).read_bytes()).image
+    if max(image.size) > WORK_SIDE:
+        scale = WORK_SIDE / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.Resampling.BILINEAR)
+    grays, rgbs = [], []
+    for v in range(VARIANTS):
+        s = _seed_for(rel, v, seed)
+        photo = mixed(image, s, k=1 + s % MAX_TRANSFORMS)
+        grays.append(to_tensor(photo, size, 1))
+        rgbs.append(to_tensor(photo, size, 3))
+    return np.stack(grays), np.stack(rgbs)
+
+
+def build_variants(cache: Cache, rows: np.ndarray, data_dir: Path, size: int, cache_dir: Path, seed: int = 1234,
+                   workers: int = 2, log=print) -> PhotoVariants:
+    """Degraded copies of the cache rows `rows`, cached in `cache_dir` (never committed)."""
+    paths = [cache.rows[i].path for i in rows]
+    key = hashlib.sha256(json.dumps([size, seed, VARIANTS, MAX_TRANSFORMS, WORK_SIDE, paths]).encode()).hexdigest()[:16]
+    cache_file = cache_dir / f"variants_{size}_{key}.npz"
+    if cache_file.exists():
+        blob = np.load(cache_file)
+        return PhotoVariants(blob["rows"], blob["gray"], blob["rgb"])
+    log(f"degrading {len(rows)} training images × {VARIANTS} (cached in {cache_file.name})")
+    jobs = [(str(data_dir / p), p, size, seed) for p in paths]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(_degrade_one, jobs, chunksize=32))
+    gray = np.stack([g for g, _ in results])
+    rgb = np.stack([c for _, c in results])
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp.npz")
+    np.savez(tmp, rows=rows, gray=gray, rgb=rgb)
+    tmp.rename(cache_file)
+    return PhotoVariants(rows, gray, rgb)
