@@ -20,9 +20,10 @@ from .sheet import Sheet, find_sheet
 
 Box = tuple[int, int, int, int]
 
-# Problems that make any answer meaningless (not even "this is not an MRI" can be said) ...
-BLOCKING_PROBLEMS = frozenset({"too_dark", "too_small"})
-# ... and the others only matter once the picture looks like an MRI: a sharp photo of a document needs no retake.
+# A picture too dark to see cannot even be called "not an MRI" ...
+BLOCKING_PROBLEMS = frozenset({"too_dark"})
+# ... the other problems only matter once the picture looks like an MRI: a sharp photo of a document needs no
+# retake, and a small dark patch in a holiday photo that the locator took for a film is not "too small" to judge.
 CROPPED_SHARE = 0.8  # a located scan under this share of the picture's area counts as "cut out of a photo"
 
 

@@ -63,8 +63,9 @@ def test_real_scans_get_the_expected_verdicts(models_dir, manifest_rows):
                 for name, paths in (("glioma", glioma), ("healthy", healthy), ("ct", ct))}
     assert sum(r.verdict == "tumor" and r.tumor_type == "glioma" for r in verdicts["glioma"]) >= 6
     # The public "notumor" folder holds some head CT slices, which the discriminator rightly rejects:
-    # what matters here is that healthy scans are not called tumours.
-    assert sum(r.verdict in ("no_tumor", "not_mri") for r in verdicts["healthy"]) >= 7
+    # what matters here is that healthy scans are not called tumours (doubt is allowed, and said).
+    assert not any(r.verdict == "tumor" for r in verdicts["healthy"])
+    assert sum(r.verdict in ("no_tumor", "not_mri") for r in verdicts["healthy"]) >= 5
     assert sum(r.verdict == "not_mri" for r in verdicts["ct"]) >= 0.8 * len(ct)  # measured: 20 of 23
     for r in verdicts["glioma"]:
         assert abs(sum(r.type_probabilities.values()) - 1.0) < 1e-3

@@ -16,6 +16,7 @@ from inference.manifest import load_manifest
 from inference.runtime import TFLiteModel
 
 from .dataset import build_cache
+from .photo_variants import validation_with_copies
 from .report import evaluate_task, write_reports
 from .tasks import TASKS
 
@@ -34,6 +35,8 @@ def evaluate_models(data_dir: Path, models_dir: Path, cache_dir: Path, refit: bo
             rows[split] = [cache.rows[i] for i in idx]
             arrays[split] = (pixels[idx].astype(np.float32), np.array([task.label_of(cache.rows[i]) for i in idx]))
         model = TFLiteModel(spec.file)
+        if refit:
+            arrays["val"] = validation_with_copies(task, cache, data_dir, cache_dir)
         logits = {s: model.run_in_chunks(arrays[s][0], tta=spec.extra.get("tta")) for s in ("val", "test")}
         evaluation = evaluate_task(task, logits["val"], arrays["val"][1], logits["test"], arrays["test"][1], rows,
                                    fixed=None if refit else {"temperature": spec.temperature, "thresholds": spec.thresholds})

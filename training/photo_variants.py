@@ -83,3 +83,19 @@ def build_variants(cache: Cache, rows: np.ndarray, data_dir: Path, size: int, ca
     np.savez(tmp, rows=rows, gray=gray, rgb=rgb)
     tmp.rename(cache_file)
     return PhotoVariants(rows, gray, rgb)
+
+
+def validation_with_copies(task, cache: Cache, data_dir: Path, cache_dir: Path, seed: int = 1234
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """The validation split plus its photo-like copies, as (pixels, labels).
+
+    Temperatures and thresholds are fitted on this: the bot meets phone photos, and one clean outlier
+    should not set a threshold alone when a few thousand realistic pictures can.
+    """
+    idx = task.split_indices(cache, "val")
+    y = np.array([task.label_of(cache.rows[i]) for i in idx], dtype=np.int64)
+    variants = build_variants(cache, idx, data_dir, task.size, cache_dir, seed + 1)
+    copies = variants.rgb if task.channels == 3 else variants.gray
+    pixels = cache.rgb if task.channels == 3 else cache.gray
+    x = np.concatenate([pixels[idx], *(copies[:, v] for v in range(copies.shape[1]))])
+    return x.astype(np.float32), np.concatenate([y] * (1 + copies.shape[1]))

@@ -185,6 +185,12 @@ def model_card(task: ImageTask, entry: dict, evaluation: dict) -> str:
         "typer": "Given a brain MRI slice, estimates glioma / meningioma / pituitary tumour / no tumour.",
     }[task.name]
     training = entry.get("training", {})
+    photo = training.get("photo_augmentation")
+    photo_note = (f"Trained on clean crops and on {photo['copies']} simulated phone-photo copies of each training image "
+                  f"({photo['share']:.0%} of samples; `training/degrade.py`); a real photo taken at a steep angle, or "
+                  "one cutting the skull, is still misread more often than a clean slice (see below)." if photo else
+                  "Trained on clean 2-D crops: phone photos of films, screenshots with overlays and unusual windowing "
+                  "may be misread or rejected as \"not an MRI\".")
     return f"""# Model card: {task.name}
 
 {purpose}
@@ -200,7 +206,8 @@ wait for a clinician. Inputs: one axial/coronal/sagittal 2-D slice (JPEG/PNG/DIC
 - **Not a medical device, not a diagnosis.** Never use it to decide treatment.
 - Not for CT, X-ray or any modality other than MRI; not validated for children, post-operative scans,
   3-D volumes or rare tumour types (it knows only glioma, meningioma and pituitary tumour).
-- Not validated on phone photos of films or screens.
+- Phone photos of films or screens: measured only on simulated ones (see "Real-world pictures" below), not on real
+  patients' photos.
 
 ## Training data
 Public sets via `../shared/data` (see `manifest.tsv`): the Kaggle "Brain Tumor MRI Dataset" (masoudnickparvar;
@@ -224,7 +231,7 @@ Architecture: compact CNN (strided stem, {len(task.widths)} conv + separable-con
 
 - accuracy **{test['accuracy']:.4f}**, macro-F1 **{test['macro_f1']:.4f}** (n = {test['n']})
 - ECE {test['ece_before_temperature']:.4f} before, **{test['ece_after_temperature']:.4f}** after temperature scaling (T = {evaluation['temperature']})
-- decision thresholds (chosen on validation): `{json.dumps(evaluation['thresholds'])}`
+- decision thresholds (chosen on the validation split plus its two photo-like copies per image; temperature likewise): `{json.dumps(evaluation['thresholds'])}`
 - operating point / abstention: `{json.dumps({k: test[k] for k in ('operating_point', 'abstention') if k in test})}`
 {f"- accuracy without label-conflict groups: {test['accuracy_without_label_conflicts']:.4f}" if 'accuracy_without_label_conflicts' in test else ''}
 
@@ -238,7 +245,6 @@ Figures: `confusion.png`, `reliability.png`, `training_curves.png`; raw numbers:
 ## Known failure modes
 - The public sets carry label noise (517 rows sit in near-duplicate groups with contradictory labels; the SARTAJ part
   is known for mislabelled gliomas), so some "errors" are label errors and some "hits" may be wrong labels.
-- Trained on clean 2-D crops: phone photos of films, screenshots with overlays and unusual windowing may be misread
-  or rejected as "not an MRI".
+- {photo_note}
 - A single slice can miss a tumour visible on other slices; a "no tumour" answer never rules one out.
 """

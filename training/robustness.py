@@ -106,7 +106,29 @@ def evaluate_real_world(data_dir: Path, models_dir: Path, limit: int | None = No
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "ROBUSTNESS.md").write_text(render_markdown(summary))
+    for model, (column, title) in CARD_COLUMNS.items():
+        add_card_section(models_dir / "cards" / model / "MODEL_CARD.md", summary, column, title)
     return summary
+
+
+# Which column of the robustness table each model card repeats.
+CARD_COLUMNS = {"discriminator": (("mri_kept", "non_mri_rejected"), ("MRI kept", "non-MRI rejected")),
+                "detector": (("detector_accuracy",), ("accuracy",)),
+                "typer": (("typer_accuracy", "typer_drop_points"), ("accuracy", "drop vs clean (points)"))}
+CARD_HEADING = "## Real-world pictures"
+
+
+def add_card_section(card: Path, summary: dict, columns: tuple[str, ...], titles: tuple[str, ...]) -> None:
+    """Replace the card's real-world section (cards are rewritten by `evaluate`; run this after it)."""
+    if not card.exists():
+        return
+    text = card.read_text().split(CARD_HEADING)[0].rstrip() + "\n\n"
+    fmt = lambda k, v: "–" if v is None else (f"{v}" if k.endswith("points") else f"{v * 100:.2f} %")  # noqa: E731
+    rows = [f"| {name} | " + " | ".join(fmt(k, v[k]) for k in columns) + " |" for name, v in summary["variants"].items()]
+    text += "\n".join([CARD_HEADING, "", "Test split photographed once per transform of `training/degrade.py`, through the "
+                        "served pipeline (`saveyourlife evaluate --real-world`; all models: `cards/robustness/ROBUSTNESS.md`).",
+                        "", "| variant | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles), *rows]) + "\n"
+    card.write_text(text)
 
 
 def render_markdown(summary: dict) -> str:

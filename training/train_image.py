@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import Cache, build_cache
-from .photo_variants import DEGRADED_SHARE, VARIANTS, build_variants
+from .photo_variants import DEGRADED_SHARE, VARIANTS, build_variants, validation_with_copies
 from .tasks import TASKS, ImageTask
 
 
@@ -134,6 +134,8 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
     model, arrays, rows, history, seconds = fit_image_model(task, cache, cache_dir / "checkpoints", epochs, limit, seed,
                                                             photo_augment, data_dir, log)
     (x_va, y_va), (x_te, y_te) = arrays["val"], arrays["test"]
+    if photo_augment and limit is None:  # calibrate and set thresholds on the pictures the bot will meet
+        x_va, y_va = validation_with_copies(task, cache, data_dir, cache_dir, seed)
     keras_val = model.predict(x_va, batch_size=128, verbose=0)
     keras_test = model.predict(x_te, batch_size=128, verbose=0)
     provisional_t = fit_temperature(keras_val, y_va)
