@@ -42,6 +42,22 @@ def pick(rows: list[dict], n: int, **where) -> list[Path]:
     return out[:n]
 
 
+def spread(rows: list[dict], n: int, **where) -> list:
+    """n test-split rows matching `where`, evenly spaced through the manifest (all sources and labels)."""
+    matching = [r for r in rows if r["split"] == "test" and all(r[k] == v for k, v in where.items())]
+    step = max(1, len(matching) // n)
+    return matching[::step][:n]
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two (left, top, right, bottom) boxes."""
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
+
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     return MODELS_DIR

@@ -14,25 +14,12 @@ from inference.imaging import decode_image
 from inference.locate import Located, head_box, locate_scan, work_copy
 from training.degrade import BACKGROUNDS
 
-from .conftest import DATA_DIR
+from .conftest import DATA_DIR, iou, spread
 
 CLEAN_SAMPLE = 150
 PASTE_SAMPLE = 60
 
 
-def spread(rows: list[dict], n: int, **where) -> list:
-    """n test-split rows matching `where`, evenly spaced through the manifest (all sources and labels)."""
-    matching = [r for r in rows if r["split"] == "test" and all(r[k] == v for k, v in where.items())]
-    step = max(1, len(matching) // n)
-    return matching[::step][:n]
-
-
-def iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
 
 
 def on_background(scan: Image.Image, seed: int, colour: str, zoom: float = 1.0) -> tuple[Image.Image, tuple[int, int, int, int]]:

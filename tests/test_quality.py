@@ -14,17 +14,12 @@ from inference.locate import locate_scan
 from inference.quality import QUALITY_LIMITS, REASONS, quality_measures, quality_problems
 from training.degrade import BACKGROUNDS, TRANSFORMS, degrade
 
-from .conftest import DATA_DIR
+from .conftest import DATA_DIR, spread
 
 CLEAN_SAMPLE = 240
 BAD_SAMPLE = 40
 DEGRADED_SAMPLE = 60
 
-
-def spread(rows: list[dict], n: int, **where) -> list:
-    matching = [r for r in rows if r["split"] == "test" and all(r[k] == v for k, v in where.items())]
-    step = max(1, len(matching) // n)
-    return matching[::step][:n]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from inference.sheet import Sheet, annotate_sheet, find_sheet
 from training.degrade import RANGES, TRANSFORMS, degrade, mixed
 from training.film_sheet import compose_sheet
 
-from .conftest import DATA_DIR
+from .conftest import DATA_DIR, iou, spread
 
 GRIDS = ((3, 4), (4, 4), (5, 4))
 SHEETS_PER_GRID = 2
@@ -23,22 +23,10 @@ PHOTOS = ("clean", "background", "perspective", "recompress", "blur", "glare", "
 MAX_JITTER = 0.08  # "perspective with small jitter": film held ≤ 8 % off square (any rotation in degrade's ±12°)
 
 
-def spread(rows: list[dict], n: int, **where) -> list:
-    matching = [r for r in rows if r["split"] == "test" and all(r[k] == v for k, v in where.items())]
-    step = max(1, len(matching) // n)
-    return matching[::step][:n]
-
 
 def load(row: dict) -> Image.Image:
     return decode_image((DATA_DIR / row["path"]).read_bytes()).image
 
-
-def iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
 
 
 def small_jitter_seeds(count: int) -> list[int]:
