@@ -1,7 +1,7 @@
 """Load benchmark: the real `saveyourlife bot` process against the fake Bot API (not a test).
 
     .venv/bin/python -m bench.load_bench [--users 200] [--messages 5] [--photo-share 0.4]
-                                         [--rate-limiter on|off] [--rate 0] [--json]
+                                         [--rate-limiter on|off] [--rate 0] [--bot-exe PATH] [--json]
 
 What it does:
 
@@ -21,8 +21,9 @@ What it does:
   and matched per chat, in send order, within their kind. Latency = enqueue (time.monotonic() after
   `send_raw`) → arrival of the bot's sendMessage at the fake (`SentCall.time`, same clock). A tumour/inconclusive
   result is followed by a sendPhoto heatmap: counted, timed separately, not part of the photo latency;
-* after the last reply, waits until the bot is idle, reads its RSS and CPU time from /proc, stops it with
-  SIGTERM, and counts the rows in the SQLite log against what the traffic must have written.
+* reads the bot's RSS from /proc once it polls (everything loaded, no traffic yet); after the last reply, waits
+  until the bot is idle, reads its RSS and CPU time again, stops it with SIGTERM, and counts the rows in the
+  SQLite log against what the traffic must have written.
 
 Everything is bounded: `--timeout` (default 300 s) for the traffic, 90 s for start-up, 30 s for shutdown;
 the subprocess is always stopped in `finally`. Traffic only goes to 127.0.0.1.
@@ -434,7 +435,9 @@ async def run(args: argparse.Namespace) -> dict:
         env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
         log_fh = log_path.open("wb")
         started = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(str(bot_executable()), "bot", cwd=REPO, env=env,
+        exe = args.bot_exe or bot_executable()
+        report["config"]["bot_exe"] = str(exe)
+        proc = await asyncio.create_subprocess_exec(str(exe), "bot", cwd=REPO, env=env,
                                                     stdout=log_fh, stderr=asyncio.subprocess.STDOUT)
         poll = asyncio.ensure_future(fake.wait_for("getUpdates", timeout=STARTUP_TIMEOUT_S))
         died = asyncio.ensure_future(proc.wait())
@@ -452,6 +455,9 @@ async def run(args: argparse.Namespace) -> dict:
         photo_sizes = register_photos(fake, plan.images)
         updates = [build_update(m, photo_sizes) for m in plan.messages]
         await asyncio.sleep(0.5)  # let start-up work (set_my_commands, first poll) settle
+        started_status = proc_status(pid)  # memory with everything loaded, before any traffic
+        report["startup_rss_mb"] = kb_to_mb(started_status.get("VmRSS"))
+        report["startup_threads"] = int(started_status["Threads"]) if "Threads" in started_status else None
         bot_cpu0, self_cpu0, sys_busy0 = proc_cpu_s(pid) or 0.0, self_cpu_s(), system_busy_s()
         sent_mark = len(fake.sent)
 
@@ -711,7 +717,7 @@ def table(report: dict) -> str:
         f"({cfg['texts']} texts, {cfg['photos']} photos from {cfg['images']}"
         + (f" [{','.join(cfg['image_classes'])}]" if cfg["image_classes"] != "all" else "") + f"), {cfg['mode']}, "
         f"rate limiter {cfg['rate_limiter']}" + (f", bot env {cfg['bot_env']}" if cfg["bot_env"] else ""),
-        f"bot start-up {report['startup_s']} s; {cfg['cpus']} CPUs; load window {m['window_s']} s",
+        f"bot {cfg['bot_exe']}: start-up {report['startup_s']} s; {cfg['cpus']} CPUs; load window {m['window_s']} s",
         "",
         f"{'':14}{'answered':>12}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}{'per s':>9}"
         f"{'target':>9}  ",
@@ -740,7 +746,8 @@ def table(report: dict) -> str:
         f"{'target 0':>12}  {mark[targets['lost_rows']['pass']]}",
         f"    by kind: {r['by_kind']}" + (f"  ERROR {r['error']}" if r.get("error") else ""),
         "",
-        f"bot process: RSS {fmt(b['rss_mb'])} MB (peak {fmt(b['peak_rss_mb'])} MB), {b['threads']} threads, CPU "
+        f"bot process: RSS after start {fmt(report['startup_rss_mb'])} MB ({report['startup_threads']} threads), "
+        f"after the load {fmt(b['rss_mb'])} MB (peak {fmt(b['peak_rss_mb'])} MB), {b['threads']} threads, CPU "
         f"{b['cpu_total_s']} s total, {b['cpu_during_load_s']} s during the load = {b['avg_cores_during_load']} "
         f"cores on average; stopped: {report['shutdown']}",
         f"this process (fake Telegram + driver) CPU {m['bench_process_cpu_s']} s; other processes "
@@ -777,6 +784,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="only these Kaggle classes (e.g. notumor: few heatmaps); default all four")
     parser.add_argument("--bot-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for the bot, e.g. INFERENCE_WORKERS=3 (repeatable)")
+    parser.add_argument("--bot-exe", type=Path, metavar="PATH",
+                        help="the saveyourlife script to run (default .venv's), e.g. a runtime-only install's")
     parser.add_argument("--profile", type=Path, metavar="OUT",
                         help="py-spy record the bot during the load (.svg flame graph, .json speedscope, else raw)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (load.db, bot.log)")

@@ -20,7 +20,7 @@ from inference.scan import Scan, load_scan
 
 from .chat import ChatRouter, Reply
 from .db.engine import Database
-from .db.log import ConversationLog
+from .db.log import ConversationLog, Row
 from .db.shared import SharedState, SharedStateUnavailable
 from .knowledge import load_knowledge
 from .settings import Settings
@@ -47,13 +47,14 @@ class ImageOutcome:
 
 
 class Assistant:
-    def __init__(self, settings: Settings, cascade: Cascade, router: ChatRouter, db: Database) -> None:
+    def __init__(self, settings: Settings, cascade: Cascade, router: ChatRouter, db: Database,
+                 pool: ThreadPoolExecutor | None = None) -> None:
         self.settings = settings
         self.cascade = cascade
         self.router = router
         self.db = db
         self.log = ConversationLog(db, store_images=settings.store_images)
-        self.pool = ThreadPoolExecutor(max_workers=max(1, settings.inference_workers), thread_name_prefix="infer")
+        self.pool = pool or self.inference_pool(settings)
         # Heatmaps cost ~30x a classification: their own single thread, so results never queue behind them.
         self.heatmap_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heatmap")
         self.cpu_slots = asyncio.Semaphore(max(1, settings.inference_workers) * 2)
@@ -67,14 +68,27 @@ class Assistant:
         cascade = Cascade(manifest)
         return cascade, ChatRouter(load_knowledge(), IntentModel.from_manifest(manifest), manifest)
 
+    @staticmethod
+    def inference_pool(settings: Settings) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=max(1, settings.inference_workers), thread_name_prefix="infer")
+
     @classmethod
     async def create(cls, settings: Settings) -> "Assistant":
-        """Load the models and open (and migrate) the database, once per process."""
-        cascade, router = cls.load_models(settings)
-        warm_up(cascade)
+        """Load the models and open (and migrate) the database, once per process.
+
+        LiteRT interpreters are per thread (inference/runtime.py), so the cascade is built and warmed
+        up on an inference thread: its first interpreters are then ones that thread serves with, not an
+        idle copy on the event-loop thread (~8 MB). The chat router stays here, where texts are answered.
+        """
+        manifest = load_manifest(settings.models_dir)
+        router = ChatRouter(load_knowledge(), IntentModel.from_manifest(manifest), manifest)
+        pool = cls.inference_pool(settings)
+        loop = asyncio.get_running_loop()
+        cascade = await loop.run_in_executor(pool, Cascade, manifest)
+        await loop.run_in_executor(pool, warm_up, cascade)
         db = Database(settings.database_url)
         await db.migrate()
-        return cls(settings, cascade, router, db)
+        return cls(settings, cascade, router, db, pool)
 
     async def image_wait(self, user_id: int) -> float:
         """Per-user image rate limit (IMAGES_PER_MINUTE), shared by all workers: 0 if allowed, else seconds.
@@ -102,9 +116,14 @@ class Assistant:
         return stored or self.router.language_of(text, language_code)
 
     async def ask(self, user_id: int, text: str, lang: str, kind: str = "text") -> Reply:
-        await self.log.message(user_id, lang, "in", kind, text[:4096])
-        reply = self.router.answer(text, lang=lang)
-        await self.log.message(user_id, lang, "out", reply.kind, reply.text, reply.intent)
+        """Answer, then log the question and the answer in one transaction (both rows or neither)."""
+        question = Row("in", kind, text[:4096])
+        try:
+            reply = self.router.answer(text, lang=lang)
+        except Exception:
+            await self.log.exchange(user_id, lang, question)  # a question that broke the router is still logged
+            raise
+        await self.log.exchange(user_id, lang, question, Row("out", reply.kind, reply.text, reply.intent))
         return reply
 
     async def analyse(self, user_id: int, data: bytes, file_name: str | None, source: str, lang: str) -> ImageOutcome:

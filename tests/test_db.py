@@ -12,10 +12,10 @@ import datetime as dt
 import sqlite3
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 
 from bot.db.engine import Database
-from bot.db.log import ConversationLog
+from bot.db.log import ConversationLog, Row
 from bot.db.models import utcnow
 from bot.db.shared import SharedState
 from inference.cascade import CascadeResult
@@ -235,3 +235,145 @@ async def test_forget_on_a_read_only_database_says_queued_not_nothing(tmp_path):
         assert await ConversationLog(readonly).forget(9) == "queued"
     finally:
         await readonly.close()
+
+
+# ---- one transaction per exchange, and the language cache ---------------------------------------
+
+
+def _count_commits(db: Database) -> list[int]:
+    commits = [0]
+
+    def on_commit(_conn) -> None:
+        commits[0] += 1
+
+    event.listen(db.engine.sync_engine, "commit", on_commit)
+    return commits
+
+
+async def _messages(db: Database, telegram_id: int) -> list[tuple]:
+    async with db.engine.connect() as conn:
+        return [tuple(r) for r in await conn.execute(text(
+            "SELECT m.direction, m.kind, m.text, m.intent FROM messages m JOIN users u ON u.id = m.user_id "
+            "WHERE u.telegram_id = :t ORDER BY m.id"), {"t": telegram_id})]
+
+
+async def test_an_exchange_is_one_commit_and_its_rows_stay_in_order(db):
+    log = ConversationLog(db)
+    commits = _count_commits(db)
+    await log.exchange(31, "es", Row("in", "text", "hola"), Row("out", "answer", "¡Hola!", "greeting"))  # new user
+    await log.exchange(31, "es", Row("in", "text", "glioma"), Row("out", "answer", "Un glioma…", "glioma_what"))
+    assert commits[0] == 2
+    assert await _messages(db, 31) == [("in", "text", "hola", None), ("out", "answer", "¡Hola!", "greeting"),
+                                       ("in", "text", "glioma", None), ("out", "answer", "Un glioma…", "glioma_what")]
+
+
+async def test_a_failed_exchange_is_queued_whole_and_replayed_whole(sqlite_db, tmp_path):
+    """While another process holds the write lock the exchange is one queued write, not a question without its
+    answer; the replay writes both rows."""
+    db = sqlite_db
+    log = ConversationLog(db)
+    await log.exchange(32, "es", Row("in", "text", "primero"), Row("out", "answer", "uno"))
+    blocker = sqlite3.connect(tmp_path / "log.db", timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    db.retries = 0
+    import bot.db.engine as engine_module
+
+    old = engine_module.BUSY_TIMEOUT_MS
+    try:
+        await db.engine.dispose()
+        engine_module.BUSY_TIMEOUT_MS = 50
+        await log.exchange(32, "es", Row("in", "text", "segundo"), Row("out", "answer", "dos"))
+        assert len(db.pending) == 1
+    finally:
+        blocker.rollback()
+        blocker.close()
+        engine_module.BUSY_TIMEOUT_MS = old
+    assert [r[2] for r in await _messages(db, 32)] == ["primero", "uno"]
+    assert await db.flush_pending() == 1
+    assert [r[2] for r in await _messages(db, 32)] == ["primero", "uno", "segundo", "dos"]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_language_is_cached_and_lang_and_forget_invalidate_it(db, monkeypatch):
+    """Two logs on one database stand for two workers: the other worker's /lang shows after the TTL,
+    this worker's own /lang and /forget at once."""
+    import bot.db.log as log_module
+
+    clock = _Clock()
+    monkeypatch.setattr(log_module, "monotonic", clock)
+    here, there = ConversationLog(db, language_ttl_s=5.0), ConversationLog(db)
+    reads = [0]
+    real_read = db.read
+
+    async def counting_read(op):
+        reads[0] += 1
+        return await real_read(op)
+
+    monkeypatch.setattr(db, "read", counting_read)
+    assert await here.language(41) is None
+    await here.message(41, "es", "in", "text", "hola")  # creates the user in Spanish
+    assert await here.language(41) == "es" and reads[0] == 1  # known from the write, no read
+
+    await there.set_language(41, "en")  # another worker
+    assert await here.language(41) == "es"  # stale, within the TTL
+    clock.now += 5.1
+    assert await here.language(41) == "en" and reads[0] == 2  # expired: read again
+
+    await here.set_language(41, "es")
+    assert await here.language(41) == "es" and reads[0] == 2  # this worker's own /lang: at once, no read
+    assert await here.forget(41) == "deleted"
+    assert await here.language(41) is None and reads[0] == 3  # this worker's /forget: read again, gone
+    assert await here.counts(41) == {"users": 0, "messages": 0, "predictions": 0, "feedback": 0}
+
+
+async def test_rows_after_another_workers_forget_go_to_a_new_row_never_to_a_reused_id(db):
+    """SQLite gives the highest deleted row id to the next new user. A worker that had served a user
+    before another worker's /forget must not write to that id: the rows would land on a stranger."""
+    here, there = ConversationLog(db), ConversationLog(db)
+    await here.exchange(51, "es", Row("in", "text", "hola"), Row("out", "answer", "¡Hola!"))
+    assert await here.language(51) == "es"  # cached here
+    async with db.engine.connect() as conn:
+        old_id = (await conn.execute(text("SELECT id FROM users WHERE telegram_id = 51"))).scalar()
+    assert await there.forget(51) == "deleted"
+    await there.message(52, "en", "in", "text", "hi")  # a stranger's first message
+    async with db.engine.connect() as conn:
+        stranger_id = (await conn.execute(text("SELECT id FROM users WHERE telegram_id = 52"))).scalar()
+    if db.engine.dialect.name == "sqlite":
+        assert stranger_id == old_id  # the hazard is real here
+    await here.exchange(51, "es", Row("in", "text", "¿sigues ahí?"), Row("out", "answer", "Sí"))
+    pid = await here.prediction(51, "es", "photo", "d" * 64, RESULT)
+    assert [r[2] for r in await _messages(db, 51)] == ["¿sigues ahí?", "Sí"]
+    assert [r[2] for r in await _messages(db, 52)] == ["hi"]  # nothing of 51's on the stranger
+    assert [h.verdict for h in await here.history(51)] == ["tumor"] and not await here.history(52)
+    async with db.engine.connect() as conn:
+        owner = (await conn.execute(text("SELECT u.telegram_id FROM predictions p JOIN users u ON u.id = p.user_id "
+                                         "WHERE p.id = :p"), {"p": pid})).scalar()
+    assert owner == 51
+    assert await there.forget(51) == "deleted"
+    assert await there.counts(51) == {"users": 0, "messages": 0, "predictions": 0, "feedback": 0}
+    assert await there.counts(52) == {"users": 1, "messages": 1, "predictions": 0, "feedback": 0}
+
+
+async def test_a_question_that_breaks_the_router_is_still_logged(sqlite_db):
+    from bot.service import Assistant
+    from bot.settings import Settings
+
+    class BrokenRouter:
+        def answer(self, text: str, lang: str | None = None):
+            raise RuntimeError("a bug in the router")
+
+    helper = Assistant(Settings(), None, BrokenRouter(), sqlite_db)
+    try:
+        with pytest.raises(RuntimeError):
+            await helper.ask(61, "hola", "es")
+    finally:
+        helper.pool.shutdown()
+        helper.heatmap_pool.shutdown()
+    assert await _messages(sqlite_db, 61) == [("in", "text", "hola", None)]

@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
@@ -79,6 +79,10 @@ class Database:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time per file. Queueing this process's writers here, FIFO, is cheaper
+        # than letting each take a pooled connection and poll the file lock (busy_timeout sleeps up to
+        # 100 ms between tries); other processes still meet at the file lock. PostgreSQL locks rows: no queue.
+        self._write_turn = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
         self.retries = retries
         self.backoff_s = backoff_s
         self.replay_s = replay_s
@@ -126,10 +130,17 @@ class Database:
             log.error("closing with %d queued log writes that could not be saved", len(self.pending))
         await self.engine.dispose()
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction (committed on exit, rolled back on error), in this process's writer queue."""
+        async with self._write_turn or contextlib.nullcontext():
+            async with self.sessions() as session:
+                async with session.begin():
+                    yield session
+
     async def _attempt(self, op: Write[T]) -> T:
-        async with self.sessions() as session:
-            async with session.begin():
-                return await op(session)
+        async with self.transaction() as session:
+            return await op(session)
 
     async def write(self, op: Write[T]) -> T | None:
         """Run a write in its own transaction, retrying transient faults; queue it if they persist."""
