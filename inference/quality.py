@@ -118,12 +118,13 @@ def quality_measures(image: Image.Image, located: Located | None = None) -> Qual
     crop = located.image
     gray = _gray(crop)
     box = located.box
+    work = work_copy(crop)  # one small copy serves the glare and the cut-off checks
     return QualityMeasures(
         brightness=float(np.percentile(gray, QUALITY_LIMITS["dark_q"])),
         short_side=min(box[2] - box[0], box[3] - box[1]),
         sharpness=_sharpness(crop),
-        washed_share=_washed_share(work_copy(crop).gray),
-        border_cover=_border_cover(work_copy(crop).gray),
+        washed_share=_washed_share(work.gray),
+        border_cover=_border_cover(work.gray),
     )
 
 

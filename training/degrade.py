@@ -19,6 +19,7 @@ ranges in `RANGES`, which are the documentation of what is simulated:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 
@@ -156,6 +157,11 @@ TRANSFORMS = {"perspective": perspective, "background": background, "glare": gla
               "colour_cast": colour_cast, "blur": blur, "recompress": recompress, "overlay": overlay, "crop": crop}
 # The order a phone photo of a screen or film goes through; `mixed` applies a random subset in this order.
 PHOTO_ORDER = ("crop", "overlay", "background", "perspective", "moire", "glare", "colour_cast", "blur", "recompress")
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed fixed by its parts (e.g. a file path and a variant), the same on every machine and run."""
+    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "little")
 
 
 def degrade(image: Image.Image, transform: str, seed: int) -> Image.Image:

@@ -20,7 +20,7 @@ from PIL import Image
 from inference.imaging import decode_image, to_tensor
 
 from .dataset import Cache
-from .degrade import mixed
+from .degrade import mixed, stable_seed
 
 VARIANTS = 2  # degraded copies per training image
 DEGRADED_SHARE = 0.5  # probability that a training sample is drawn degraded instead of clean
@@ -43,10 +43,6 @@ class PhotoVariants:
         return slots
 
 
-def _seed_for(path: str, variant: int, seed: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{variant}:{path}".encode()).digest()[:8], "little")
-
-
 def _degrade_one(args: tuple[str, str, int, int]) -> tuple[np.ndarray, np.ndarray]:
     file, rel, size, seed = args
     image = decode_image(Path(file).read_bytes()).image
@@ -56,7 +52,7 @@ def _degrade_one(args: tuple[str, str, int, int]) -> tuple[np.ndarray, np.ndarra
                              Image.Resampling.BILINEAR)
     grays, rgbs = [], []
     for v in range(VARIANTS):
-        s = _seed_for(rel, v, seed)
+        s = stable_seed(seed, v, rel)
         photo = mixed(image, s, k=1 + s % MAX_TRANSFORMS)
         grays.append(to_tensor(photo, size, 1))
         rgbs.append(to_tensor(photo, size, 3))

@@ -7,7 +7,6 @@ scan finding, quality checks, cascade. Results land in models/cards/robustness/.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -15,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from inference.imaging import decode_image
+from inference.manifest import load_manifest
 
 from .dataset import TYPE_LABELS, read_manifest
-from .degrade import TRANSFORMS, degrade, mixed
+from .degrade import TRANSFORMS, degrade, mixed, stable_seed
 
 VARIANTS = ("clean", *TRANSFORMS, "mixed")
 # Targets of the real-world-scans issue, for the report only.
@@ -33,16 +33,12 @@ def _load(models_dir: str) -> None:
     _cascade = Cascade.from_dir(Path(models_dir))
 
 
-def _seed(path: str, variant: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"real-world:{variant}:{path}".encode()).digest()[:8], "little")
-
-
 def _photograph(image, path: str, variant: str):
     if variant == "clean":
         return image
     if variant == "mixed":
-        return mixed(image, _seed(path, variant))
-    return degrade(image, variant, _seed(path, variant))
+        return mixed(image, stable_seed("real-world", variant, path))
+    return degrade(image, variant, stable_seed("real-world", variant, path))
 
 
 def _score_one(job: tuple[str, str]) -> dict:
@@ -67,9 +63,9 @@ def evaluate_real_world(data_dir: Path, models_dir: Path, limit: int | None = No
     rows = [r for r in read_manifest(data_dir) if r.split == "test"]
     if limit:
         rows = rows[::max(1, len(rows) // limit)]
-    manifest = json.loads((models_dir / "manifest.json").read_text())["models"]
-    mri_cut = manifest["discriminator"]["thresholds"]["band_low"]
-    tumour_cut = manifest["detector"]["thresholds"]["decision"]
+    manifest = load_manifest(models_dir)
+    mri_cut = manifest["discriminator"].thresholds["band_low"]
+    tumour_cut = manifest["detector"].thresholds["decision"]
     with ProcessPoolExecutor(max_workers=workers, initializer=_load, initargs=(str(models_dir),)) as pool:
         scored = list(pool.map(_score_one, [(str(data_dir / r.path), r.path) for r in rows], chunksize=8))
 
@@ -101,7 +97,7 @@ def evaluate_real_world(data_dir: Path, models_dir: Path, limit: int | None = No
         acc = report[variant]["typer_accuracy"]
         report[variant]["typer_drop_points"] = round((clean_typer - acc) * 100, 2) if acc is not None else None
     summary = {"variants": report, "targets": TARGETS, "images": len(rows),
-               "labels": list(TYPE_LABELS), "models": {k: v.get("sha256", "")[:12] for k, v in manifest.items()}}
+               "labels": list(TYPE_LABELS), "models": {k: spec.version for k, spec in manifest.models.items()}}
     out = models_dir / "cards" / "robustness"
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
