@@ -11,10 +11,10 @@ from PIL import Image
 
 from inference.cascade import Cascade
 from inference.imaging import decode_image
-from inference.locate import Located, head_box, locate_scan, work_copy
+from inference.locate import Located, foreshortening, head_box, locate_scan, work_copy
 from training.degrade import BACKGROUNDS
 
-from .conftest import DATA_DIR, iou, spread
+from .conftest import DATA_DIR, iou, seen_from_60_degrees, spread
 
 CLEAN_SAMPLE = 150
 PASTE_SAMPLE = 60
@@ -96,6 +96,21 @@ def test_a_tilted_film_is_turned_upright(scans):
     print(f"tilted ±8°: angle within 1° for {turned}/{total}, crop matches the upright film's for {matching}/{total}")
     assert turned / total >= 0.9
     assert matching / total >= 0.9
+
+
+def test_a_film_seen_at_an_angle_is_a_trapezoid_and_a_film_seen_straight_on_is_not(scans):
+    """Straight-on films read 1.0 at any rotation (a rectangle's opposite sides match); a 60° view reads its
+    outline's true ratio, 0.77, whichever way it is tilted."""
+    square = np.zeros((120, 160), dtype=bool)
+    square[20:100, 30:130] = True
+    for angle in (0, 8, 17, 45):
+        rotated = np.asarray(Image.fromarray(square).rotate(angle, expand=True)) > 0
+        assert foreshortening(rotated) >= 0.97, angle
+    for i, scan in enumerate(scans[:12]):
+        straight, _ = on_background(scan.resize((600, 600)), i, ("desk", "window")[i % 2])
+        assert locate_scan(straight).foreshortening >= 0.95
+        seen = locate_scan(seen_from_60_degrees(scan.resize((600, 600)), sideways=bool(i % 2)))
+        assert seen.method == "film" and 0.7 <= seen.foreshortening <= 0.8, seen
 
 
 @pytest.mark.parametrize("picture", [

@@ -14,7 +14,7 @@ from inference.locate import locate_scan
 from inference.quality import QUALITY_LIMITS, REASONS, quality_measures, quality_problems
 from training.degrade import BACKGROUNDS, TRANSFORMS, degrade
 
-from .conftest import DATA_DIR, spread
+from .conftest import DATA_DIR, seen_from_60_degrees, spread
 
 CLEAN_SAMPLE = 240
 BAD_SAMPLE = 40
@@ -62,19 +62,34 @@ def lamp_reflection(image: Image.Image, seed: int) -> Image.Image:
     return Image.fromarray(np.clip(arr + (255 - arr) * blob[..., None], 0, 255).astype(np.uint8))
 
 
+def tilted_60(image: Image.Image, seed: int) -> Image.Image:
+    """A film photographed from 60°: tilted away from the camera, or sideways for odd seeds."""
+    return seen_from_60_degrees(image, sideways=bool(seed % 2))
+
+
 BAD = {  # reason → (how the bad picture is made, share of pictures that must get that reason)
     "too_dark": (darkened, 1.0),
     "too_small": (tiny_on_desk, 1.0),
     "too_blurry": (blurred, 1.0),
     "glare": (lamp_reflection, 1.0),
+    "oblique": (tilted_60, 1.0),
     "head_cut_off": (left_part, 0.85),
 }
 
 
 def test_the_limits_are_documented_in_one_place():
-    assert set(REASONS) == {"too_dark", "too_small", "too_blurry", "glare", "head_cut_off"}
+    assert set(REASONS) == {"too_dark", "too_small", "too_blurry", "glare", "oblique", "head_cut_off"}
     assert QUALITY_LIMITS["min_side_px"] == 96
     assert all(isinstance(v, (int, float)) for v in QUALITY_LIMITS.values())
+
+
+def test_every_reason_tells_the_user_what_to_do_in_both_languages():
+    from bot.messages import has, t
+
+    for reason in REASONS:
+        assert has(f"reason.{reason}"), reason
+        es, en = t(f"reason.{reason}", "es"), t(f"reason.{reason}", "en")
+        assert es and en and es != en, reason
 
 
 def test_clean_scans_pass(scans):
