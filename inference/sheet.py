@@ -449,15 +449,17 @@ def find_sheet(image: Image.Image) -> Sheet | None:
     if min(gray.shape) < 8 * lim["min_per_axis"]:
         return None
     weights = readable(gray)
-    projections = [_Projection(texture(gray, axis) * weights, weights, axis) for axis in (0, 1)]
-    slopes = [skew_slope(p) for p in projections]
-    grids = []
-    for projection, slope in zip(projections, slopes):
-        profile, base = projection.profile(slope)
-        axis = axis_grid(profile)
-        grids.append(None if axis is None else Axis(axis.start - base, axis.period, axis.count))
+    slopes, grids = [], []
+    for axis in (0, 1):  # rows first: a single scan has one tile row, and the columns need not be searched
+        projection = _Projection(texture(gray, axis) * weights, weights, axis)
+        slopes.append(skew_slope(projection))
+        profile, base = projection.profile(slopes[-1])
+        found = axis_grid(profile)
+        if found is None:
+            return None
+        grids.append(Axis(found.start - base, found.period, found.count))
     rows, cols = grids
-    if rows is None or cols is None or rows.count * cols.count < lim["min_tiles"]:
+    if rows.count * cols.count < lim["min_tiles"]:
         return None
     if not lim["tile_aspect"][0] <= cols.period / rows.period <= lim["tile_aspect"][1]:
         return None
