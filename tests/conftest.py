@@ -58,20 +58,6 @@ def iou(a, b) -> float:
     return inter / union if union else 0.0
 
 
-def seen_from_60_degrees(image: Image.Image, sideways: bool = False) -> Image.Image:
-    """Foreshortened as a film tilted 60° away from the camera, on a window: height halves, the far edge
-    narrows (its outline's short side is 0.77 of the long one). `sideways`: tilted about the vertical axis."""
-    if sideways:
-        return seen_from_60_degrees(image.rotate(90, expand=True)).rotate(-90, expand=True)
-    w, h = image.size
-    canvas = Image.new("RGB", (w, h), (225, 232, 240))
-    # QUAD maps the output's corners (upper-left, lower-left, lower-right, upper-right) from these source points.
-    quad = (-0.35 * w, -0.5 * h, 0, 1.5 * h, w, 1.5 * h, 1.35 * w, -0.5 * h)
-    warped = image.convert("RGB").transform((w, h), Image.Transform.QUAD, quad, Image.Resampling.BILINEAR)
-    mask = Image.new("L", image.size, 255).transform((w, h), Image.Transform.QUAD, quad)
-    canvas.paste(warped, (0, 0), mask)
-    return canvas
-
 
 @pytest.fixture(scope="session")
 def models_dir() -> Path:

@@ -12,9 +12,9 @@ from PIL import Image
 from inference.cascade import Cascade
 from inference.imaging import decode_image
 from inference.locate import Located, foreshortening, head_box, locate_scan, work_copy
-from training.degrade import BACKGROUNDS
+from training.degrade import BACKGROUNDS, seen_from_60_degrees
 
-from .conftest import DATA_DIR, iou, seen_from_60_degrees, spread
+from .conftest import DATA_DIR, iou, spread
 
 CLEAN_SAMPLE = 150
 PASTE_SAMPLE = 60

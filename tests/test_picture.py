@@ -9,10 +9,10 @@ from PIL import Image, ImageEnhance
 
 from inference.cascade import VERDICTS
 from training.dataset import audited_not_mri
-from training.degrade import degrade
+from training.degrade import degrade, heavy_moire, seen_from_60_degrees
 from training.film_sheet import compose_sheet
 
-from .conftest import DATA_DIR, pick, seen_from_60_degrees
+from .conftest import DATA_DIR, pick
 from .test_cli import cli
 
 
@@ -101,15 +101,6 @@ def test_a_picture_too_dark_to_judge_is_inconclusive_with_a_reason_to_act_on(pic
     record = predict_json(files["too_dark"])[0]
     assert record["verdict"] == "inconclusive" and "too_dark" in record["reasons"]
     assert "more light" in cli("predict", str(files["too_dark"])).stdout
-
-
-def heavy_moire(image: Image.Image) -> Image.Image:
-    import numpy as np
-
-    arr = np.asarray(image, dtype=np.float64)
-    yy, xx = np.mgrid[:arr.shape[0], :arr.shape[1]]
-    wave = np.sin(2 * np.pi * (xx * 0.8 + yy * 0.6) / 3.1)
-    return Image.fromarray(np.clip(arr * (1 + 0.45 * wave[..., None]), 0, 255).astype(np.uint8))
 
 
 def light_box(films: list[Image.Image]) -> Image.Image:

@@ -12,9 +12,9 @@ from PIL import Image, ImageFilter
 from inference.imaging import decode_image
 from inference.locate import locate_scan
 from inference.quality import QUALITY_LIMITS, REASONS, quality_measures, quality_problems
-from training.degrade import BACKGROUNDS, TRANSFORMS, degrade
+from training.degrade import BACKGROUNDS, TRANSFORMS, degrade, seen_from_60_degrees
 
-from .conftest import DATA_DIR, seen_from_60_degrees, spread
+from .conftest import DATA_DIR, spread
 
 CLEAN_SAMPLE = 240
 BAD_SAMPLE = 40

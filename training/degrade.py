@@ -170,12 +170,51 @@ def degrade(image: Image.Image, transform: str, seed: int) -> Image.Image:
     return TRANSFORMS[transform](image.convert("RGB"), rng)
 
 
-def mixed(image: Image.Image, seed: int, k: int = 4) -> Image.Image:
-    """k transforms drawn without replacement (always ending with recompression), applied in photo order."""
+def mixed(image: Image.Image, seed: int, k: int = 4, include: tuple[str, ...] = ()) -> Image.Image:
+    """k transforms drawn without replacement (always ending with recompression), applied in photo order.
+
+    `include` names transforms that must be among the k (the rest are drawn as usual).
+    """
     rng = np.random.default_rng([seed, 99])
-    chosen = set(rng.choice([t for t in PHOTO_ORDER if t != "recompress"], size=k - 1, replace=False)) | {"recompress"}
+    pool = [t for t in PHOTO_ORDER if t != "recompress" and t not in include]
+    drawn = rng.choice(pool, size=max(0, k - 1 - len(include)), replace=False)
+    chosen = set(drawn) | set(include) | {"recompress"}
     out = image.convert("RGB")
     for name in PHOTO_ORDER:
         if name in chosen:
             out = TRANSFORMS[name](out, rng)
     return out
+
+
+# --- Hard cases: beyond the ranges above, from the real-world issue's bad-input list ---------------------
+# Pictures too poor for a confident answer; the served pipeline must answer them honestly (inconclusive or
+# not-MRI) or with the clean slice's own verdict. Measured by `saveyourlife evaluate --real-world`.
+
+def seen_from_60_degrees(image: Image.Image, sideways: bool = False) -> Image.Image:
+    """Foreshortened as a film tilted 60° away from the camera, on a window: height halves, the far edge
+    narrows (its outline's short side is 0.77 of the long one). `sideways`: tilted about the vertical axis."""
+    if sideways:
+        return seen_from_60_degrees(image.rotate(90, expand=True)).rotate(-90, expand=True)
+    w, h = image.size
+    canvas = Image.new("RGB", (w, h), BACKGROUNDS["window"])
+    # QUAD maps the output's corners (upper-left, lower-left, lower-right, upper-right) from these source points.
+    quad = (-0.35 * w, -0.5 * h, 0, 1.5 * h, w, 1.5 * h, 1.35 * w, -0.5 * h)
+    warped = image.convert("RGB").transform((w, h), Image.Transform.QUAD, quad, Image.Resampling.BILINEAR)
+    mask = Image.new("L", image.size, 255).transform((w, h), Image.Transform.QUAD, quad)
+    canvas.paste(warped, (0, 0), mask)
+    return canvas
+
+
+def heavy_moire(image: Image.Image) -> Image.Image:
+    """A screen photographed close up: a 3.1-px stripe pattern at 45 % depth (2.5× the `moire` range)."""
+    arr = np.asarray(image.convert("RGB"), dtype=np.float64)
+    yy, xx = np.mgrid[:arr.shape[0], :arr.shape[1]]
+    wave = np.sin(2 * np.pi * (xx * 0.8 + yy * 0.6) / 3.1)
+    return Image.fromarray(np.clip(arr * (1 + 0.45 * wave[..., None]), 0, 255).astype(np.uint8))
+
+
+HARD_CASES = {
+    "tilted_60": seen_from_60_degrees,
+    "sideways_60": lambda image: seen_from_60_degrees(image, sideways=True),
+    "heavy_moire": heavy_moire,
+}
