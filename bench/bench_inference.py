@@ -3,9 +3,10 @@
     .venv/bin/python -m bench.bench_inference [--images N] [--keras]
 
 Reports p50/p95 of the full cascade for one image (decode + three models) with 1
-and 2 interpreter threads, one intent answer, the process RSS after loading all
-models, the cold-start time, and (with --keras, needs the train extra) the same
-nets through Keras `model.predict` as a ratio.
+and 2 interpreter threads, of the whole picture pipeline (clean slices and phone-photo
+copies), one intent answer, the process RSS after loading all models, the cold-start
+time, and (with --keras, needs the train extra) the same nets through Keras
+`model.predict` as a ratio.
 """
 
 from __future__ import annotations
@@ -60,6 +61,29 @@ def bench_cascade(models_dir: Path, blobs: list[bytes], threads: int, repeats: i
         for blob in blobs:
             started = time.perf_counter()
             cascade.predict_bytes(blob)
+            times.append((time.perf_counter() - started) * 1000)
+    return percentiles(times)
+
+
+def bench_pipeline(models_dir: Path, blobs: list[bytes], repeats: int, photographed: bool) -> dict:
+    """The whole picture path of an upload: decode, sheet detection, scan finding, quality checks, cascade.
+    `photographed`: each slice first goes through `training.degrade.mixed` (a phone photo; not timed)."""
+    from inference.cascade import Cascade
+    from inference.imaging import decode_image
+    from inference.picture import analyse_picture
+
+    cascade = Cascade.from_dir(models_dir)
+    images = [decode_image(b).image for b in blobs]
+    if photographed:
+        from training.degrade import mixed
+
+        images = [mixed(image, seed) for seed, image in enumerate(images)]
+    analyse_picture(cascade, images[0])
+    times = []
+    for _ in range(repeats):
+        for image in images:
+            started = time.perf_counter()
+            analyse_picture(cascade, image)
             times.append((time.perf_counter() - started) * 1000)
     return percentiles(times)
 
@@ -127,6 +151,8 @@ def main() -> int:
         "rss_mb_python_baseline": round(baseline, 1),
         "cascade_1_thread": bench_cascade(args.models, blobs, 1, args.repeats),
         "cascade_2_threads": bench_cascade(args.models, blobs, 2, args.repeats),
+        "picture_pipeline_clean": bench_pipeline(args.models, blobs, args.repeats, photographed=False),
+        "picture_pipeline_photographed": bench_pipeline(args.models, blobs, args.repeats, photographed=True),
     }
     questions = ["que es un glioma", "what are the symptoms of a meningioma", "tengo miedo de los resultados",
                  "how accurate is the bot", "el tiempo en madrid"] * 40

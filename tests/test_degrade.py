@@ -41,3 +41,12 @@ def test_degraded_pictures_still_pass_the_input_validation(scan):
         buf = io.BytesIO()
         mixed(scan, seed).save(buf, format="JPEG")
         assert decode_image(buf.getvalue()).image.mode == "RGB"
+
+
+def test_a_mixed_copy_can_be_told_to_include_a_transform(scan):
+    """The crop-led training copies: a crop keeps 70–90 % of width and height independently, so the aspect ratio
+    moves; recompression alone keeps it."""
+    led = [mixed(scan, seed, k=2, include=("crop",)) for seed in range(10)]
+    plain = [mixed(scan, seed, k=1) for seed in range(10)]
+    assert sum(abs(p.width / p.height - 1) > 0.02 for p in led) >= 5
+    assert all(abs(p.width / p.height - 1) <= 0.02 for p in plain)
