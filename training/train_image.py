@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import Cache, build_cache
-from .photo_variants import DEGRADED_SHARE, VARIANTS, build_variants, validation_with_copies
+from .photo_variants import COPY_FOCUS, DEGRADED_SHARE, VARIANTS, build_variants, validation_with_copies
 from .tasks import TASKS, ImageTask
 
 
@@ -163,7 +163,8 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
         "metrics": evaluation["test"],
         "export": {"variant": variant, "candidates": variants},
         "training": {"seed": seed, "epochs_run": len(history.get("loss", [])), "seconds": round(seconds, 1),
-                     "photo_augmentation": {"copies": VARIANTS, "share": DEGRADED_SHARE} if photo_augment else None,
+                     "photo_augmentation": {"copies": VARIANTS, "focus": [list(f) for f in COPY_FOCUS],
+                                            "share": DEGRADED_SHARE} if photo_augment else None,
                      "architecture": {"widths": list(task.widths), "size": task.size, "init_from": task.init_from}},
         "data": evaluation["data"],
     }
