@@ -292,6 +292,11 @@ async def test_saveyourlife_serve_with_two_workers_takes_telegrams_webhook_calls
             fake.send_text(3010, "/start")  # the fake delivers it like Telegram: POST with the secret header
             reply = (await fake.replies(3010, 1, start=start, timeout=90))[0]
             assert "SaveYourLife" in reply.text
+            # Either worker may take the next request, and the one that did not answer /start can still be
+            # migrating (its /healthz is then 503, rightly): check health once both say they are ready.
+            deadline = time.monotonic() + 60
+            while log_path.read_text(errors="replace").count("database ready") < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
                 health = await client.get("/healthz")
                 assert health.status_code == 200 and health.json()["database"] is True
