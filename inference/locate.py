@@ -156,7 +156,8 @@ def _smooth(arr: np.ndarray) -> np.ndarray:
     return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
 
 
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of a non-empty mask's True pixels."""
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
@@ -201,7 +202,7 @@ def film_region(work: WorkCopy) -> tuple[np.ndarray, tuple[int, int, int, int]] 
         return None
     sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     keep = np.flatnonzero(sizes >= lim["film_piece_share"] * sizes.max()) + 1
-    box = _bbox(_select(labels, keep, count))
+    box = mask_box(_select(labels, keep, count))
     share = _area(box) / bg.size
     if not lim["film_min_share"] <= share <= lim["film_max_share"]:
         return None
@@ -277,7 +278,7 @@ def head_box(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] |
     sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     keep = np.flatnonzero(sizes >= lim["head_piece_share"] * sizes.max()) + 1
     mask = _select(labels, keep, count) & bright
-    box = _bbox(mask)
+    box = mask_box(mask)
     if _area(box) < lim["head_min_share"] * gray.size:
         return None
     return box, mask

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .locate import Located, WorkCopy, background_mask, head_box, locate_scan, work_copy
+from .locate import Located, WorkCopy, background_mask, head_box, locate_scan, mask_box, work_copy
 
 QUALITY_LIMITS = {
     # too_dark: the brightest 1 % of the scan is still dark (clean test MRIs: 1st percentile ≈ 100)
@@ -128,8 +128,8 @@ def _head_aspect(mask: np.ndarray | None) -> float:
     mask = _opened(mask, QUALITY_LIMITS["cut_open_px"], beyond="constant")
     if not mask.any():
         return float("nan")
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
+    left, top, right, bottom = mask_box(mask)
+    return (right - left) / (bottom - top)
 
 
 def _border_cover(mask: np.ndarray | None) -> tuple[float, float, float, float]:
