@@ -51,18 +51,23 @@ def sample_files(n: int) -> list[bytes]:
     return [f.read_bytes() for f in files]
 
 
+def timed(call, items: list, repeats: int = 1) -> dict:
+    """p50/p95 in ms of `call(item)` over `repeats` passes of `items`, after one warm-up call."""
+    call(items[0])
+    times = []
+    for _ in range(repeats):
+        for item in items:
+            started = time.perf_counter()
+            call(item)
+            times.append((time.perf_counter() - started) * 1000)
+    return percentiles(times)
+
+
 def bench_cascade(models_dir: Path, blobs: list[bytes], threads: int, repeats: int) -> dict:
     from inference.cascade import Cascade
 
     cascade = Cascade.from_dir(models_dir, num_threads=threads)
-    cascade.predict_bytes(blobs[0])
-    times = []
-    for _ in range(repeats):
-        for blob in blobs:
-            started = time.perf_counter()
-            cascade.predict_bytes(blob)
-            times.append((time.perf_counter() - started) * 1000)
-    return percentiles(times)
+    return timed(cascade.predict_bytes, blobs, repeats)
 
 
 def bench_pipeline(models_dir: Path, blobs: list[bytes], repeats: int, photographed: bool) -> dict:
@@ -78,14 +83,7 @@ def bench_pipeline(models_dir: Path, blobs: list[bytes], repeats: int, photograp
         from training.degrade import mixed
 
         images = [mixed(image, seed) for seed, image in enumerate(images)]
-    analyse_picture(cascade, images[0])
-    times = []
-    for _ in range(repeats):
-        for image in images:
-            started = time.perf_counter()
-            analyse_picture(cascade, image)
-            times.append((time.perf_counter() - started) * 1000)
-    return percentiles(times)
+    return timed(lambda image: analyse_picture(cascade, image), images, repeats)
 
 
 def bench_keras(models_dir: Path, blobs: list[bytes], repeats: int) -> dict:
@@ -156,13 +154,7 @@ def main() -> int:
     }
     questions = ["que es un glioma", "what are the symptoms of a meningioma", "tengo miedo de los resultados",
                  "how accurate is the bot", "el tiempo en madrid"] * 40
-    router.answer(questions[0])
-    times = []
-    for q in questions:
-        t = time.perf_counter()
-        router.answer(q)
-        times.append((time.perf_counter() - t) * 1000)
-    report["intent_answer"] = percentiles(times)
+    report["intent_answer"] = timed(router.answer, questions)
     if args.keras:
         report["keras_vs_litert"] = bench_keras(args.models, blobs[:5], args.repeats)
     del cascade
