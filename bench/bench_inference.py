@@ -1,9 +1,10 @@
 """Latency and memory of the serving path (not a test: prints figures for the README).
 
-    .venv/bin/python -m bench.bench_inference [--images N] [--keras]
+    .venv/bin/python -m bench.bench_inference [--images N] [--keras] [--baseline DIR]
 
-Reports p50/p95 of the full cascade for one image (decode + three models) with 1
-and 2 interpreter threads, of the whole picture pipeline (clean slices and phone-photo
+Reports p50/p95 of the full cascade for one image (decode + every image model + gates) with 1
+and 2 interpreter threads (with --baseline, the model set in DIR alone, e.g. the previous release checked
+out with `git show`, timed in the same run), of the whole picture pipeline (clean slices and phone-photo
 copies), one intent answer, the process RSS after loading all models, the cold-start
 time, and (with --keras, needs the train extra) the same nets through Keras
 `model.predict` as a ratio.
@@ -63,10 +64,12 @@ def timed(call, items: list, repeats: int = 1) -> dict:
     return percentiles(times)
 
 
-def bench_cascade(models_dir: Path, blobs: list[bytes], threads: int, repeats: int) -> dict:
+def bench_cascade(models_dir: Path, blobs: list[bytes], threads: int, repeats: int, gated: bool = True) -> dict:
+    """`gated=False` times an older model set too (no sequence models or gating table needed)."""
     from inference.cascade import Cascade
+    from inference.manifest import load_manifest
 
-    cascade = Cascade.from_dir(models_dir, num_threads=threads)
+    cascade = Cascade(load_manifest(models_dir, require_gating=gated), num_threads=threads, gated=gated)
     return timed(cascade.predict_bytes, blobs, repeats)
 
 
@@ -98,7 +101,7 @@ def bench_keras(models_dir: Path, blobs: list[bytes], repeats: int) -> dict:
     cascade = Cascade.from_dir(models_dir)
     images = [decode_image(b).image for b in blobs]
     out = {}
-    for name in ("discriminator", "detector", "typer"):
+    for name in ("discriminator", "detector", "typer", "sequence", "plane"):
         entry = manifest["models"][name]
         ckpt = REPO / ".cache" / "checkpoints" / f"{name}.keras"
         if ckpt.exists():
@@ -130,6 +133,7 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--keras", action="store_true")
+    parser.add_argument("--baseline", type=Path, default=None, help="another models folder to time beside this one")
     args = parser.parse_args()
 
     baseline = rss_mb()
@@ -149,6 +153,8 @@ def main() -> int:
         "rss_mb_python_baseline": round(baseline, 1),
         "cascade_1_thread": bench_cascade(args.models, blobs, 1, args.repeats),
         "cascade_2_threads": bench_cascade(args.models, blobs, 2, args.repeats),
+        **({"cascade_1_thread_baseline": bench_cascade(args.baseline, blobs, 1, args.repeats, gated=False),
+            "cascade_1_thread_again": bench_cascade(args.models, blobs, 1, args.repeats)} if args.baseline else {}),
         "picture_pipeline_clean": bench_pipeline(args.models, blobs, args.repeats, photographed=False),
         "picture_pipeline_photographed": bench_pipeline(args.models, blobs, args.repeats, photographed=True),
     }

@@ -7,6 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from .chat_session import converse
+from .db.context import ContextStore
 from .messages import t
 from .render import picture_html, rejection_html, to_plain
 from .service import Assistant
@@ -44,14 +46,17 @@ async def _loop(settings: Settings, lines) -> None:
                     print(to_plain(rejection_html(outcome.rejection, lang)), flush=True)
                 else:
                     print(to_plain(picture_html(outcome.analysis, lang, outcome.scan.warnings, outcome.scan.dicom)), flush=True)
+                    result = outcome.result
+                    sequence = getattr(result, "sequence", None)
+                    await ContextStore(assistant.db).remember_image(CONSOLE_USER, result.verdict, result.tumor_type,
+                                                                    sequence if isinstance(sequence, str) else None)
                 continue
             if line.startswith("/"):
                 key = {"/start": "cmd.start", "/help": "cmd.help"}.get(line.split()[0], "cmd.unknown")
                 print(to_plain(t(key, lang)), flush=True)
                 continue
-            if not chosen:
-                lang = assistant.router.language_of(line)
-            reply = await assistant.ask(CONSOLE_USER, line, lang)
+            reply = await converse(assistant, CONSOLE_USER, line, lang=lang if chosen else None)
+            lang = reply.lang
             print(reply.text + (f"\n→ {reply.links[0].url}" if reply.links else ""), flush=True)
     finally:
         await assistant.close()

@@ -20,8 +20,24 @@ def type_label(tumor_type: str | None, lang: str) -> str:
     return t(f"label.{tumor_type}", lang) if tumor_type else ""
 
 
+def _verdict_key(verdict: str, tumor_type: str | None) -> str:
+    """A tumour verdict without a type (the typer is not validated on this kind of slice) has its own text."""
+    return "tumor_untyped" if verdict == "tumor" and not tumor_type else verdict
+
+
 def verdict_short(verdict: str, tumor_type: str | None, lang: str) -> str:
-    return t(f"verdict.short.{verdict}", lang, tumor_type=html.escape(type_label(tumor_type, lang)))
+    return t(f"verdict.short.{_verdict_key(verdict, tumor_type)}", lang,
+             tumor_type=html.escape(type_label(tumor_type, lang)))
+
+
+def sequence_label(result: CascadeResult, lang: str) -> str:
+    return t(f"sequence.{result.sequence or 'unknown'}", lang)
+
+
+def slice_kind_line(result: CascadeResult, lang: str) -> str:
+    """What kind of slice the models took this for: answers are only given where validation backs them."""
+    return t("result.sequence", lang, sequence=html.escape(sequence_label(result, lang)),
+             plane=t(f"plane.{result.plane or 'unknown'}", lang), confidence=percent(result.sequence_confidence, lang))
 
 
 def result_html(result: CascadeResult, lang: str, warnings: tuple[str, ...] = (), dicom: dict | None = None) -> str:
@@ -34,9 +50,12 @@ def result_html(result: CascadeResult, lang: str, warnings: tuple[str, ...] = ()
                        body_part=html.escape(str(dicom.get("body_part") or "?"))))
     if dicom.get("frames", 1) and dicom.get("frames", 1) > 1:
         parts.append(t("result.dicom_frame", lang, frames=dicom["frames"], frame=dicom.get("frame_index", 0) + 1))
-    parts.append(t(f"verdict.{result.verdict}", lang, tumor_type=html.escape(type_label(result.tumor_type, lang))))
+    parts.append(t(f"verdict.{_verdict_key(result.verdict, result.tumor_type)}", lang,
+                   tumor_type=html.escape(type_label(result.tumor_type, lang))))
     for reason in result.reasons:
-        parts.append(t(f"reason.{reason}", lang))
+        parts.append(t(f"reason.{reason}", lang, sequence=html.escape(sequence_label(result, lang))))
+    if result.verdict != "not_mri":
+        parts.append(slice_kind_line(result, lang))
     p = result.type_probabilities
     parts.append(t("result.probabilities", lang, mri=percent(result.mri_probability, lang),
                    tumor=percent(result.tumor_probability, lang),

@@ -16,8 +16,8 @@ handled, per-user rate limits, pending /forget confirmations — lives in the da
 (bot/db/shared.py), so any worker may take any update.
 
 If the database is down at start-up, the worker still starts: /healthz says so (503,
-"database": false) and a background task retries with exponential back-off until it connects
-and migrates.
+"database": false) and a background task retries with exponential back-off
+(`bot.retry.DATABASE_AT_START`) until it connects and migrates.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from telegram import BotCommand, Update
 from .app import COMMANDS, build_application
 from .db.engine import Database
 from .logging_setup import configure_logging
+from .retry import DATABASE_AT_START, RetryCallState, failure
 from .service import Assistant
 from .settings import Settings
 
@@ -50,8 +51,6 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY_BYTES = 1 << 20  # an Update is a few KB; files are fetched separately with getFile
 MAX_QUEUED = 5000  # past this, answer 503 and let Telegram hold the update (load shedding)
-DB_RETRY_FIRST_S = 0.5
-DB_RETRY_MAX_S = 30.0
 DB_PROBE_TIMEOUT_S = 3.0
 # How many worker processes send for this bot token (all hosts together): each keeps 1/N of
 # Telegram's ~30 messages/s. `run_serve` sets it to --workers unless the operator already did.
@@ -143,33 +142,31 @@ class Worker:
 
     async def _connect_database(self) -> None:
         """Open and migrate the database, retrying with exponential back-off until it works."""
-        delay = DB_RETRY_FIRST_S
-        while True:
-            self.db_attempts += 1
-            db = None
-            try:
-                db = Database(self.settings.database_url)
-                await migrate_exclusively(db)
-                break
-            except asyncio.CancelledError:
-                if db is not None:
-                    await db.engine.dispose()
-                raise
-            except Exception as exc:
-                self.db_error = type(exc).__name__
-                log.warning("database not ready (attempt %d: %s: %s); retrying in %.1f s",
-                            self.db_attempts, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "",
-                            delay)
-                if db is not None:
-                    with contextlib.suppress(Exception):
-                        await db.engine.dispose()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, DB_RETRY_MAX_S)
+        retrying = DATABASE_AT_START.retrying(Exception, before_sleep=self._database_not_ready)
+        db = await retrying(self._open_database)
         self.assistant = Assistant(self.settings, self._cascade, self._router, db)
         self.application.bot_data["assistant"] = self.assistant
         self.db_error = None
         self.ready.set()
         log.info("database ready (%s) after %d attempt(s)", db.engine.dialect.name, self.db_attempts)
+
+    async def _open_database(self) -> Database:
+        """One attempt: a new engine, migrated; disposed again if the attempt fails (or is cancelled)."""
+        self.db_attempts += 1
+        db = Database(self.settings.database_url)
+        try:
+            await migrate_exclusively(db)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await db.engine.dispose()
+            raise
+        return db
+
+    def _database_not_ready(self, state: RetryCallState) -> None:
+        exc = failure(state)
+        self.db_error = type(exc).__name__
+        log.warning("database not ready (attempt %d: %s: %s); retrying in %.1f s", self.db_attempts,
+                    type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "", state.upcoming_sleep)
 
     # ---- state ----------------------------------------------------------------------------------
 

@@ -1,13 +1,16 @@
-"""discriminator → detector → typer, with calibrated probabilities and manifest thresholds.
+"""discriminator → detector → typer, with calibrated probabilities, manifest thresholds and validated gates.
 
-All three models run on every readable image, so the CLI can report every output;
-the verdict logic then reads only the thresholds stored in the manifest.
+Every model runs on every readable image, so the CLI can report every output; the verdict logic then reads
+only the thresholds and the gating table stored in the manifest. The sequence and plane models say what kind
+of slice this is, and the gating table (fitted on validation) says on which kinds the detector may clear a
+slice and the typer may name a type.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +18,43 @@ from PIL import Image
 
 from .calibration import softmax
 from .imaging import DecodedImage, decode_image, to_tensor
-from .manifest import Manifest, ModelSpec, load_manifest
+from .manifest import Gate, Gating, Manifest, ModelSpec, load_manifest
 from .runtime import TFLiteModel
 
-IMAGE_MODELS = ("discriminator", "detector", "typer")
-VERDICTS = ("not_mri", "no_tumor", "tumor", "inconclusive")
+IMAGE_MODELS = ("discriminator", "detector", "typer", "sequence", "plane")
+
+
+class Verdict(StrEnum):
+    NOT_MRI = "not_mri"
+    NO_TUMOR = "no_tumor"
+    TUMOR = "tumor"
+    INCONCLUSIVE = "inconclusive"
+
+
+class Reason(StrEnum):
+    """Why a verdict is guarded; each has a text in the message catalogue (`reason.<value>`)."""
+
+    UNSURE_MRI = "unsure_mri"
+    UNSURE_TUMOR = "unsure_tumor"
+    UNSURE_TYPE = "unsure_type"
+    MODELS_DISAGREE = "models_disagree"
+    UNSURE_SEQUENCE = "unsure_sequence"
+    TYPE_NOT_VALIDATED = "type_not_validated"
+    NO_TUMOR_NOT_VALIDATED = "no_tumor_not_validated"
+
+
+VERDICTS = tuple(Verdict)
+
+
+@dataclass(frozen=True)
+class SliceKind:
+    """What kind of slice the sequence and plane models take this for, and how sure they are."""
+
+    sequence: str | None  # None when the sequence model is below its validated confidence
+    sequence_confidence: float
+    plane: str | None
+    plane_confidence: float
+    best_sequence: str = ""  # the top class even when unsure (reported, never used for gating)
 
 
 @dataclass(frozen=True)
@@ -34,6 +69,10 @@ class CascadeResult:
     reasons: tuple[str, ...]  # message-catalogue keys, e.g. "unsure_mri", "models_disagree"
     latency_ms: float
     model_versions: dict[str, str] = field(default_factory=dict)
+    sequence: str | None = None  # t1 | t1c | t2 | flair, or None when unsure
+    sequence_confidence: float = 0.0
+    plane: str | None = None
+    plane_confidence: float = 0.0
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -41,32 +80,65 @@ class CascadeResult:
         return out
 
 
-def decide(mri_p: float, tumor_p: float, type_p: dict[str, float], th: dict[str, dict[str, float]]) -> tuple[str, str | None, tuple[str, ...]]:
-    """Turn calibrated probabilities into a verdict using only manifest thresholds."""
+def decide(mri_p: float, tumor_p: float, type_p: dict[str, float], th: dict[str, dict[str, float]],
+           gate: Gate | None = None) -> tuple[str, str | None, tuple[str, ...]]:
+    """Turn calibrated probabilities into a verdict using only manifest thresholds and the slice kind's gate.
+
+    `gate` says what validation showed for this kind of slice; None means every answer is allowed (for callers
+    that score the models alone). A gate that does not trust "no tumour" turns it into inconclusive, and one
+    that does not trust the typer keeps the tumour verdict but names no type: a tumour slice answered
+    inconclusive is a smaller harm than one answered "no tumour".
+    """
     disc, det, typ = th["discriminator"], th["detector"], th["typer"]
     if mri_p < disc["band_low"]:
-        return "not_mri", None, ()
+        return Verdict.NOT_MRI, None, ()
     if mri_p < disc["band_high"]:
-        return "inconclusive", None, ("unsure_mri",)
+        return Verdict.INCONCLUSIVE, None, (Reason.UNSURE_MRI,)
     if tumor_p < det["band_low"]:
-        return "no_tumor", None, ()
+        if gate is not None and not gate.trust_no_tumor:
+            return Verdict.INCONCLUSIVE, None, (gate.reason or Reason.NO_TUMOR_NOT_VALIDATED,)
+        return Verdict.NO_TUMOR, None, ()
     if tumor_p < det["band_high"]:
-        return "inconclusive", None, ("unsure_tumor",)
+        return Verdict.INCONCLUSIVE, None, (Reason.UNSURE_TUMOR,)
     tumour_types = {k: v for k, v in type_p.items() if k != "notumor"}
     best = max(tumour_types, key=tumour_types.get)
     if max(type_p, key=type_p.get) == "notumor":
-        return "inconclusive", None, ("models_disagree",)
-    if type_p[best] < typ["min_confidence"]:
-        return "inconclusive", None, ("unsure_type",)
-    return "tumor", best, ()
+        return Verdict.INCONCLUSIVE, None, (Reason.MODELS_DISAGREE,)
+    if gate is None:
+        if type_p[best] < typ["min_confidence"]:
+            return Verdict.INCONCLUSIVE, None, (Reason.UNSURE_TYPE,)
+        return Verdict.TUMOR, best, ()
+    # Served: detector and typer agree on a tumour, so that verdict stands; the gate only decides the type.
+    if not gate.name_type:
+        return Verdict.TUMOR, None, (gate.reason or Reason.TYPE_NOT_VALIDATED,)
+    min_confidence = typ["min_confidence"] if gate.min_type_confidence is None else gate.min_type_confidence
+    if type_p[best] < min_confidence:
+        return Verdict.TUMOR, None, (Reason.UNSURE_TYPE,)
+    return Verdict.TUMOR, best, ()
+
+
+def gate_for(kind: SliceKind, gating: Gating) -> Gate:
+    """The gate of this slice's cell (sequence and plane); a cell with no validated data is closed."""
+    if kind.sequence is None or kind.plane is None:
+        return Gate(name_type=False, trust_no_tumor=False, reason=Reason.UNSURE_SEQUENCE)
+    return gating.cells.get(Gating.cell(kind.sequence, kind.plane), Gate.closed())
 
 
 class Cascade:
-    """Loads the three image models once; `predict_bytes` is thread-safe."""
+    """Loads the image models once; `predict_bytes` is thread-safe.
 
-    def __init__(self, manifest: Manifest, num_threads: int = 1) -> None:
+    `gated=False` answers with every gate open and runs without the sequence and plane models when the
+    manifest has none: for fitting the gating table, and for scoring older model sets the same way.
+    """
+
+    KIND_MODELS = ("sequence", "plane")
+
+    def __init__(self, manifest: Manifest, num_threads: int = 1, gated: bool = True) -> None:
         self.manifest = manifest
-        self.specs: dict[str, ModelSpec] = {name: manifest[name] for name in IMAGE_MODELS}
+        self.gated = gated
+        self.knows_kind = all(name in manifest.models for name in self.KIND_MODELS)
+        names = [n for n in IMAGE_MODELS if n in manifest.models or gated or n not in self.KIND_MODELS]
+        self.specs: dict[str, ModelSpec] = {name: manifest[name] for name in names}
         self.models = {name: TFLiteModel(spec.file, num_threads=num_threads) for name, spec in self.specs.items()}
         self.thresholds = {name: spec.thresholds for name, spec in self.specs.items()}
         self.versions = {name: spec.version for name, spec in self.specs.items()}
@@ -85,14 +157,26 @@ class Cascade:
         probs = softmax(logits, spec.temperature)
         return {label: float(p) for label, p in zip(spec.labels, probs)}
 
+    def slice_kind(self, image: Image.Image) -> SliceKind:
+        sequence = self.probabilities("sequence", image)
+        plane = self.probabilities("plane", image)
+        best_sequence = max(sequence, key=sequence.get)
+        best_plane = max(plane, key=plane.get)
+        sure_sequence = sequence[best_sequence] >= self.thresholds["sequence"]["min_confidence"]
+        sure_plane = plane[best_plane] >= self.thresholds["plane"]["min_confidence"]
+        return SliceKind(best_sequence if sure_sequence else None, round(sequence[best_sequence], 4),
+                         best_plane if sure_plane else None, round(plane[best_plane], 4), best_sequence)
+
     def predict_image(self, image: Image.Image, started: float | None = None) -> CascadeResult:
         started = time.perf_counter() if started is None else started
         mri = self.probabilities("discriminator", image)
         tumor = self.probabilities("detector", image)
         types = self.probabilities("typer", image)
+        kind = self.slice_kind(image) if self.knows_kind else SliceKind(None, 0.0, None, 0.0)
         mri_p = mri[self.specs["discriminator"].extra.get("positive_label") or "mri"]
         tumor_p = tumor[self.specs["detector"].extra.get("positive_label") or "tumor"]
-        verdict, tumor_type, reasons = decide(mri_p, tumor_p, types, self.thresholds)
+        verdict, tumor_type, reasons = decide(mri_p, tumor_p, types, self.thresholds,
+                                              gate_for(kind, self.manifest.gating) if self.gated else None)
         return CascadeResult(
             mri_probability=round(mri_p, 4),
             tumor_probability=round(tumor_p, 4),
@@ -102,6 +186,10 @@ class Cascade:
             reasons=reasons,
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
             model_versions=dict(self.versions),
+            sequence=kind.sequence,
+            sequence_confidence=kind.sequence_confidence,
+            plane=kind.plane,
+            plane_confidence=kind.plane_confidence,
         )
 
     def predict_bytes(self, data: bytes) -> tuple[DecodedImage, CascadeResult]:

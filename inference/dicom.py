@@ -8,6 +8,10 @@ here logs, and pydicom's warnings (which can quote element values) are silenced.
 Safety: the file size is capped (imaging.MAX_FILE_BYTES), the declared frame
 size is checked before any decoding (decompression bombs), only the requested
 frame is decoded, and deflated datasets are inflated with a bound first.
+
+Rescale and windowing are pydicom's (`apply_modality_lut`, `apply_voi_lut`), fed
+small datasets built here from checked values: pydicom trusts the file, and a
+malformed slope or window must give a warning code, not an exception.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import re
 import unicodedata
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,7 +30,7 @@ import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.pixels import get_decoder
+from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -54,6 +59,11 @@ MAX_INFLATED_BYTES = 8 * MAX_FILE_BYTES
 PERCENTILES = (0.5, 99.5)
 # Percentiles of a frame larger than this are taken on a regular subsample: same answer, less CPU.
 _PERCENTILE_SAMPLE = 4_000_000
+# pydicom's LUTs work in float64 with a few masks; a band of this many pixels at a time keeps a
+# 40-megapixel frame from needing several whole float64 copies of itself.
+_LUT_BLOCK_PIXELS = 1 << 20
+# VOI LUT Functions pydicom implements (PS3.3 C.11.2.1.2); anything else in a file means the default, LINEAR.
+_VOI_FUNCTIONS = frozenset({"LINEAR", "LINEAR_EXACT", "SIGMOID"})
 
 # Exact BodyPartExamined values that mean "head"; plus substrings for free text in other
 # languages (after upper-casing and removing accents): CABEZA, CEREBRO, CRANEO, ENCEFALO…
@@ -227,8 +237,12 @@ def _decode(data: bytes, frame: int | None) -> DicomSlice:
 
     window, source = _file_window(ds, notes) if arr.ndim == 2 and photometric != "PALETTE COLOR" else (None, "percentile")
     if window is None:
-        window, source = _percentile_window(values), "percentile"
-    out = _apply_window(values, *window)
+        # LINEAR_EXACT maps [centre - width/2, centre + width/2] onto 0..255 exactly; LINEAR's half-pixel
+        # offsets are for windows chosen by a person, and a percentile window may be narrower than 1.
+        window, source, function = _percentile_window(values), "percentile", "LINEAR_EXACT"
+    else:
+        function = _voi_function(ds)
+    out = _apply_window(values, *window, function)
     if monochrome1:
         # MONOCHROME1: the lowest value is white. Invert after windowing so higher = brighter.
         out = 255 - out
@@ -371,18 +385,22 @@ def _is_head(body_part: str) -> bool:
 
 
 def _rescale(arr: np.ndarray, ds: Dataset, notes: list[str]) -> np.ndarray:
-    """Stored values → modality units (RescaleSlope/Intercept), so file windows mean what they say."""
-    values = arr.astype(np.float32, copy=False)
+    """Stored values → modality units (RescaleSlope/Intercept), so file windows mean what they say.
+
+    A missing slope or intercept means 1 or 0; an unreadable one, or a zero slope, is ignored
+    ("rescale_invalid") rather than handed to pydicom, which would trust it.
+    """
     slope = _float_attr(ds, "RescaleSlope")
     intercept = _float_attr(ds, "RescaleIntercept")
     if ("RescaleSlope" in ds and slope is None) or ("RescaleIntercept" in ds and intercept is None) or slope == 0:
         notes.append("rescale_invalid")
         slope = intercept = None
-    if slope is not None and slope != 1:
-        values = values * np.float32(slope)
-    if intercept is not None and intercept != 0:
-        values = values + np.float32(intercept)
-    return values
+    if slope in (None, 1) and intercept in (None, 0):
+        return arr.astype(np.float32, copy=False)
+    rescale = Dataset()
+    rescale.RescaleSlope = 1.0 if slope is None else slope
+    rescale.RescaleIntercept = 0.0 if intercept is None else intercept
+    return _in_bands(lambda band: apply_modality_lut(band, rescale), arr, np.float32)
 
 
 def _colour_to_luminance(arr: np.ndarray, photometric: str, ds: Dataset) -> np.ndarray:
@@ -414,6 +432,12 @@ def _file_window(ds: Dataset, notes: list[str]) -> tuple[tuple[float, float] | N
     return (centre, width), "file"
 
 
+def _voi_function(ds: Dataset) -> str:
+    """The file's VOI LUT Function for its window, LINEAR (the standard's default) unless it names another."""
+    function = _clean_code(_str_attr(ds, "VOILUTFunction"))
+    return function if function in _VOI_FUNCTIONS else "LINEAR"
+
+
 def _percentile_window(values: np.ndarray) -> tuple[float, float]:
     """A robust 0.5–99.5 % window: ignores a few hot pixels and the odd padding value."""
     flat = values.ravel()
@@ -423,14 +447,36 @@ def _percentile_window(values: np.ndarray) -> tuple[float, float]:
     if flat.size == 0:
         return 0.5, 1.0
     lo, hi = (float(v) for v in np.percentile(flat, PERCENTILES))
-    if hi <= lo:
-        hi = lo + 1.0
-    return (lo + hi) / 2.0, hi - lo
+    if hi > lo:
+        return (lo + hi) / 2.0, hi - lo
+    return lo + 0.5, 1.0  # a flat picture: every value at the bottom of the window, black
 
 
-def _apply_window(values: np.ndarray, centre: float, width: float) -> np.ndarray:
-    """Linear VOI: [centre - width/2, centre + width/2] → 0..255, clipped outside."""
-    lo = centre - width / 2.0
-    scaled = (values.astype(np.float32, copy=False) - np.float32(lo)) * np.float32(255.0 / width)
-    scaled = np.nan_to_num(scaled, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+def _apply_window(values: np.ndarray, centre: float, width: float, function: str) -> np.ndarray:
+    """pydicom's VOI windowing (PS3.3 C.11.2.1.2) of modality values into 0..255.
+
+    The dataset handed to pydicom holds only the window, and 8 unsigned output bits so that its output
+    range is already 0..255. MONOCHROME1 is inverted by the caller, after windowing.
+    """
+    voi = Dataset()
+    voi.PhotometricInterpretation = "MONOCHROME2"
+    voi.BitsStored = 8
+    voi.PixelRepresentation = 0
+    voi.WindowCenter = centre
+    voi.WindowWidth = width
+    voi.VOILUTFunction = function
+
+    def to_grey(band: np.ndarray) -> np.ndarray:
+        grey = np.nan_to_num(apply_voi_lut(band, voi), copy=False, nan=0.0, posinf=255.0, neginf=0.0)
+        return np.clip(np.rint(grey), 0, 255)
+
+    return _in_bands(to_grey, values, np.uint8)
+
+
+def _in_bands(lut: Callable[[np.ndarray], np.ndarray], values: np.ndarray, dtype: type[np.generic]) -> np.ndarray:
+    """`lut(values)` as a new `dtype` array, computed a band of rows at a time (see _LUT_BLOCK_PIXELS)."""
+    out = np.empty(values.shape, dtype)
+    rows = max(1, _LUT_BLOCK_PIXELS // max(1, values.shape[-1]))
+    for top in range(0, values.shape[0], rows):
+        out[top:top + rows] = lut(values[top:top + rows])
+    return out

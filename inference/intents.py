@@ -32,11 +32,20 @@ class IntentModel:
     def from_manifest(cls, manifest: Manifest) -> "IntentModel":
         return cls(manifest["intents"])
 
-    def classify(self, text: str, lang: str) -> IntentGuess:
+    def probabilities(self, text: str, lang: str) -> dict[str, float] | None:
+        """Calibrated probability of every label, or None when the text has no known feature."""
         features = vectorize(text, lang, self.vocab)
         if not features.any():
-            return IntentGuess(None, "", 0.0)
+            return None
         probs = softmax(self.model.run(features[None])[0], self.spec.temperature)
-        i = int(np.argmax(probs))
-        best, confidence = self.spec.labels[i], float(probs[i])
+        return dict(zip(self.spec.labels, map(float, probs)))
+
+    def classify(self, text: str, lang: str, allowed: frozenset[str] | None = None) -> IntentGuess:
+        """The best label (among `allowed`, when given), None below the fallback threshold."""
+        probs = self.probabilities(text, lang)
+        if probs is None:
+            return IntentGuess(None, "", 0.0)
+        pool = {k: v for k, v in probs.items() if allowed is None or k in allowed} or probs
+        best = max(pool, key=pool.get)
+        confidence = pool[best]
         return IntentGuess(best if confidence >= self.threshold else None, best, round(confidence, 4))

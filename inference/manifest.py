@@ -31,10 +31,57 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """What validation allows on one kind of slice: clearing it ("no tumour") and naming a tumour type."""
+
+    name_type: bool
+    trust_no_tumor: bool
+    reason: str | None = None  # the reason to give when this gate holds an answer back (default per answer)
+    # The typer confidence from which its named types were right often enough here, on validation.
+    min_type_confidence: float | None = None
+
+    @classmethod
+    def closed(cls) -> "Gate":
+        """A kind of slice with no validated data: neither answer is allowed."""
+        return cls(name_type=False, trust_no_tumor=False)
+
+
+@dataclass(frozen=True)
+class Gating:
+    """The gating table (`gating` in manifest.json), fitted on validation by `training.gating`.
+
+    Gates are per cell, a sequence and a plane together ("t1c/axial"): a typer that is right on coronal T1c
+    slices has not shown that it is right on axial ones. The per-sequence and per-plane figures in `raw` are
+    for reporting.
+    """
+
+    cells: dict[str, Gate]
+    raw: dict = field(default_factory=dict, compare=False)
+
+    @staticmethod
+    def cell(sequence: str, plane: str) -> str:
+        return f"{sequence}/{plane}"
+
+    @classmethod
+    def from_raw(cls, raw: dict, where: Path) -> "Gating":
+        try:
+            cells = {
+                k: Gate(name_type=bool(v["name_type"]), trust_no_tumor=bool(v["trust_no_tumor"]),
+                        min_type_confidence=v["typer"]["min_confidence"])
+                for k, v in raw["cells"].items()
+            }
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ManifestError(f"{where}: the gating table is malformed (missing {exc}); "
+                                "rerun `saveyourlife evaluate --refit`") from None
+        return cls(cells=cells, raw=raw)
+
+
+@dataclass(frozen=True)
 class Manifest:
     models_dir: Path
     models: dict[str, ModelSpec]
     raw: dict
+    gating: Gating = field(default_factory=lambda: Gating({}), compare=False)
 
     def __getitem__(self, name: str) -> ModelSpec:
         try:
@@ -44,7 +91,9 @@ class Manifest:
                                 f"train it with `saveyourlife train {name}`") from None
 
 
-def load_manifest(models_dir: Path, verify: bool = True) -> Manifest:
+def load_manifest(models_dir: Path, verify: bool = True, require_gating: bool = True) -> Manifest:
+    """The manifest of `models_dir`; `require_gating=False` is for fitting the gating table itself (every gate
+    is then closed)."""
     path = models_dir / "manifest.json"
     if not path.exists():
         raise ManifestError(f"{path} not found; set MODELS_DIR or run `saveyourlife train all`")
@@ -69,4 +118,8 @@ def load_manifest(models_dir: Path, verify: bool = True) -> Manifest:
             metrics=entry.get("metrics", {}),
             extra={k: v for k, v in entry.items() if k not in {"metrics"}},
         )
-    return Manifest(models_dir=models_dir, models=models, raw=raw)
+    if "gating" not in raw:
+        if not require_gating:
+            return Manifest(models_dir=models_dir, models=models, raw=raw)
+        raise ManifestError(f"{path} has no gating table; run `saveyourlife evaluate --refit` to fit it on validation")
+    return Manifest(models_dir=models_dir, models=models, raw=raw, gating=Gating.from_raw(raw["gating"], path))

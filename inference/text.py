@@ -60,15 +60,31 @@ MAX_CHARS = 1000
 _TOKENIZER = RegexpTokenizer(r"[a-z]+|\d+")
 _STEMMERS = {"es": SnowballStemmer("spanish"), "en": SnowballStemmer("english")}
 
-# Frequent function words, used only to guess the language of a message.
+# Frequent words that belong to one language only (no "me", "a", "no", "son", "he": both languages use them),
+# counted to guess the language of a message (measured against language-ID libraries in training/evaluate_chat.py).
 _FUNCTION_WORDS = {
-    "es": set("el la los las un una unos unas de del que y o en es son por para con sin mi me te se lo le "
-              "su sus al como cual cuales donde cuando porque pero muy mas tengo tiene hay esta estoy puede "
-              "puedo hola gracias que quien sirve hacer tumor cerebral cabeza dolor sintomas".split()),
-    "en": set("the a an of and or in is are was by for with without my me you it its to what which where "
-              "when why how but very more have has there this that can could do does hello hi thanks "
-              "who brain headache symptoms tumour".split()),
+    "es": set("el la los las un una unos unas de del que y o u en es por para con sin mi mis te se lo le les su sus "
+              "al como cual cuales donde cuando cuanto cuanta cuantos cuantas porque pero muy mas tengo tiene tienen "
+              "tienes hay esta estoy estan estas puede puedo pueden puedes hola gracias quien sirve hacer hago dolor "
+              "cabeza sintomas tratamiento trata ese esa eso esto este estos mucho muchos mucha poco tambien ya aqui "
+              "hace hacen ser estar fue era sea soy eres dime dice dijo dijeron vale bueno buenas buenos dias noches "
+              "tardes adios hasta luego favor hijo hija madre padre mama papa abuelo abuela hermano hermana marido "
+              "esposa nino nina ninos pronostico cerebro cerebral resonancia informe medico vida si nada algo alguien "
+              "otra otro otros despues antes ahora siempre nunca tumores peligroso grave cancer significa quiere "
+              "decir pasa tiempo cuanto dura operar operacion cirugia salir sale vuelve volver yo tu usted ellos "
+              "nos nuestro vez veces entre sobre desde mejor peor malo mala bien".split()),
+    "en": set("the an of and or in is are was were be been by for with without my you your it its to what which "
+              "where when why how but very more have has had there this that these those can could do does did "
+              "hello hi hey thanks thank who brain headache symptoms tumour treated treatment cure tell about mean "
+              "means please should would will get got if not dont im ive whats isnt cant wont i mum mom dad son "
+              "daughter wife husband brother sister kid kids child children grandma grandpa doctor scan life yes am "
+              "so just also any some after before long much many need know think want like from at on up out all "
+              "than then them they we our us she her him his one here now well bad serious dangerous surgery come "
+              "back again still cancer my chances survive survival".split()),
 }
+# "cancer" is written the same in both languages: keep it only where the other words decide.
+_FUNCTION_WORDS["en"].discard("cancer")
+_FUNCTION_WORDS["es"].discard("cancer")
 
 
 def fold(text: str) -> str:
@@ -83,19 +99,23 @@ def tokens(text: str) -> list[str]:
     return _TOKENIZER.tokenize(fold(text))
 
 
-def detect_language(text: str, language_code: str | None = None, default: str = "es") -> str:
-    """Telegram's language_code wins; otherwise count function words; Spanish breaks ties."""
-    if language_code:
-        code = language_code.lower()[:2]
-        if code in _STEMMERS:
-            return code
+def language_scores(text: str) -> dict[str, int]:
+    """How many words of the message belong to each language's function-word list."""
     words = tokens(text)
-    scores = {lang: sum(w in vocab for w in words) for lang, vocab in _FUNCTION_WORDS.items()}
-    if scores["en"] > scores["es"]:
-        return "en"
-    if scores["es"] > scores["en"]:
-        return "es"
-    return default
+    return {lang: sum(w in vocab for w in words) for lang, vocab in _FUNCTION_WORDS.items()}
+
+
+def detect_language(text: str, language_code: str | None = None, default: str = "es") -> str:
+    """The language the message is clearly written in; else Telegram's language_code; else `default`.
+
+    Clearly: more of one language's function words than the other's (a tie is not clear), so "tell me about
+    meningioma" is English whatever the user's Telegram locale says, and "glioma?" follows the locale.
+    """
+    scores = language_scores(text)
+    if scores["en"] != scores["es"]:
+        return "en" if scores["en"] > scores["es"] else "es"
+    code = (language_code or "").lower()[:2]
+    return code if code in _STEMMERS else default
 
 
 @lru_cache(maxsize=4096)

@@ -134,7 +134,9 @@ TEXTS = [
     ("sql_looking", "'; DROP TABLE users; -- que es un meningioma", "meningioma"),
     ("null_bytes", "hola\x00\x00 que es un tumor hipofisario", "hipófisis"),
     ("emoji_only", "🧠🤔💭", "No he encontrado texto"),
-    ("another_language", "Was ist ein Hirntumor und wie wird er behandelt?", "tumores cerebrales"),
+    # German: neither language's words decide, the user has no language_code, so the character n-grams pick one;
+    # either way the reply says what the bot knows about.
+    ("another_language", "Was ist ein Hirntumor und wie wird er behandelt?", ("tumores cerebrales", "brain tumours")),
     ("unknown_command", "/foobar", "No conozco ese comando"),
     ("about_with_arguments", "/about please now", "no necesita"),
     ("lang_with_bad_argument", "/lang klingon", "/lang es"),
@@ -146,7 +148,8 @@ async def test_odd_texts_get_a_polite_reply(bot, case):
     fake, _ = bot
     _, text, expected = case
     reply = await say(fake, next(_chat), text)
-    assert expected.lower() in reply.text.lower(), reply.text
+    options = expected if isinstance(expected, tuple) else (expected,)
+    assert any(option.lower() in reply.text.lower() for option in options), reply.text
 
 
 async def test_sql_looking_text_leaves_the_tables_intact(bot):

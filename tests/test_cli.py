@@ -13,8 +13,8 @@ from pathlib import Path
 from .conftest import REPO, jpeg_bytes, landscape_photo, pick
 
 PREDICT_KEYS = {"file", "ok", "error", "mri_probability", "tumor_probability", "type_probabilities",
-                "verdict", "tumor_type", "latency_ms"}
-ASK_KEYS = {"text", "lang", "intent", "confidence", "answer"}
+                "verdict", "tumor_type", "sequence", "plane", "latency_ms"}
+ASK_KEYS = {"text", "lang", "intent", "topic", "question", "kind", "red_flag", "confidence", "answer"}
 
 
 def cli(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -40,9 +40,12 @@ def test_predict_json_follows_the_contract_on_real_scans_and_bad_files(tmp_path,
         assert 0.0 <= r["mri_probability"] <= 1.0 and 0.0 <= r["tumor_probability"] <= 1.0
         assert r["verdict"] in {"not_mri", "no_tumor", "tumor", "inconclusive"}
         assert r["latency_ms"] < 1000
+        assert r["sequence"] in {"t1", "t1c", "t2", "flair", None} and 0.0 <= r["sequence_confidence"] <= 1.0
+        assert r["plane"] in {"axial", "coronal", "sagittal", None}
+        assert r["verdict"] != "tumor" or r["tumor_type"] is not None or r["reasons"]  # an unnamed type says why
     pituitary = records[:2]
-    assert any(r["verdict"] == "tumor" and r["tumor_type"] == "pituitary" for r in pituitary)
     assert all(r["verdict"] in ("tumor", "inconclusive") for r in pituitary)  # abstaining is allowed, a miss is not
+    assert all(r["tumor_type"] in ("pituitary", None) for r in pituitary)
     assert records[2]["verdict"] == "not_mri"
     assert records[3]["ok"] is False and "could not be read" in records[3]["error"]
     assert records[4]["ok"] is False and records[4]["error"]
@@ -71,8 +74,8 @@ def test_ask_json_reads_questions_from_stdin():
     assert len(rows) == 3
     for row in rows:
         assert ASK_KEYS <= set(row)
-    assert rows[0]["lang"] == "es" and rows[0]["intent"] == "glioma_what"
-    assert rows[1]["lang"] == "en" and rows[1]["intent"] == "meningioma_what"
+    assert rows[0]["lang"] == "es" and (rows[0]["topic"], rows[0]["question"]) == ("glioma", "what_is")
+    assert rows[1]["lang"] == "en" and (rows[1]["topic"], rows[1]["question"]) == ("meningioma", "what_is")
     assert rows[2]["intent"] is None and rows[2]["answer"]
 
 

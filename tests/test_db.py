@@ -24,7 +24,7 @@ RESULT = CascadeResult(0.99, 0.97, {"glioma": 0.9, "meningioma": 0.05, "notumor"
                        "tumor", "glioma", (), 12.5, {"typer": "abc123"})
 
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

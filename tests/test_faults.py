@@ -376,7 +376,8 @@ async def test_a_full_disk_keeps_the_bot_answering_and_queued_rows_are_replayed_
     rows = await wait_for_rows(bot, chat, 4, timeout=20)  # REPLAY_EVERY_S is 5 s
     assert [(r[0], r[2]) for r in rows if r[0] == "in"] == [("in", "hola"), ("in", QUESTION)]
     assert [r[0] for r in rows] == ["in", "out", "in", "out"], rows
-    assert "replayed 2 queued log writes, 0 still pending" in bot.log_text()  # one per question + answer
+    # one per question + answer, and the conversation context the glioma question set
+    assert "replayed 3 queued log writes, 0 still pending" in bot.log_text()
     [reply] = await ask(fake, chat, "gracias")
     assert APOLOGY not in reply.text
     rows = await wait_for_rows(bot, chat, 6, timeout=10)
@@ -410,14 +411,20 @@ async def test_a_read_only_database_still_answers_and_queues_every_write(tmp_pat
             [reply] = await fake.replies(chat, 1, timeout=REPLY_TIMEOUT, start=start, methods=("sendMessage",))
             assert "no parece una resonancia" in reply.text
             assert bot.alive
+            # one write per text exchange (question + answer), three for the photo (in, prediction, out), and the
+            # conversation context after the glioma question and after the photo's result (stored once the
+            # reply is out, so it may land a moment later)
+            for _ in range(50):
+                if "log write queued, 7 pending" in bot.log_text():
+                    break
+                await asyncio.sleep(0.1)
             log = bot.log_text()
             assert "(OperationalError: attempt to write a readonly database); queued, 1 pending" in log
-            # one write per text exchange (question + answer), three for the photo (in, prediction, out)
-            assert "log write queued, 5 pending" in log, log[-3000:]
+            assert "log write queued, 7 pending" in log, log[-3000:]
         finally:
             code = await stop(bot)
     assert code == 0  # a clean shutdown, which says what it could not save
-    assert "closing with 5 queued log writes that could not be saved" in bot.log_text()
+    assert "closing with 7 queued log writes that could not be saved" in bot.log_text()
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT COUNT(*) FROM messages").fetchone() == (0,)  # it really was read-only

@@ -141,7 +141,9 @@ def test_mild_degradations_are_mostly_let_through(transform, scans):
     rate = sum(bool(r) for r in results) / len(results)
     print(f"{transform}: flagged {rate:.3f} {dict(collections.Counter(c for r in results for c in r))}")
     if transform == "crop":
-        assert 0.3 <= rate
+        # The head-cut-off limits were checked on validation, where the old ones refused 1.47 % of clean public
+        # slices; the new ones refuse 0.81 % and catch fewer crops (33 % of validation crop copies, was 53 %).
+        assert 0.2 <= rate
     elif transform == "recompress":
         others = sum(bool(set(r) - {"too_small"}) for r in results) / len(results)
         assert others <= 0.2

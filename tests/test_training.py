@@ -36,18 +36,47 @@ def test_no_near_duplicate_group_spans_two_splits(data_dir):
     assert all(len(s) == 1 for s in splits.values())
 
 
+def test_lgg_slices_join_the_public_rows_with_their_sequence_and_each_patient_on_one_side(data_dir):
+    rows = [r for r in read_manifest(data_dir) if r.source == "lgg"]
+    if not rows:
+        pytest.skip("no mri/lgg in the data folder")
+    assert {r.sequence for r in rows} == {"t1", "t1c", "flair"} and {r.plane for r in rows} == {"axial"}
+    patients = defaultdict(set)
+    for r in rows:
+        patients[r.group].add(r.split)
+    assert len(patients) == 76 and all(len(s) == 1 for s in patients.values())
+    assert all((r.label == "glioma") == (r.mask_px > 0) for r in rows)
+    assert all(r.mask for r in rows if r.mask_px)
+
+
+def test_eye_labels_name_real_public_rows_with_known_values(data_dir):
+    from training.dataset import PLANES, SEQUENCES, SEQUENCE_LABELS_FILE
+
+    import csv
+    labels = list(csv.DictReader(SEQUENCE_LABELS_FILE.open(), delimiter="\t"))
+    paths = {r.path for r in read_manifest(data_dir, include_lgg=False)}
+    assert len(labels) >= 800 and all(r["path"] in paths for r in labels)
+    assert {r["sequence"] for r in labels} <= {*SEQUENCES, "pd", "other", "unsure"}
+    assert {r["plane"] for r in labels} <= {*PLANES, "unsure"}
+    labelled = [r for r in read_manifest(data_dir) if r.source != "lgg" and r.sequence]
+    assert {r.sequence for r in labelled} == set(SEQUENCES)  # every sequence has public examples, T2 only here
+
+
 @pytest.mark.train
 def test_a_short_training_run_exports_a_litert_model_that_agrees_with_keras(tmp_path, data_dir):
     pytest.importorskip("tensorflow")
     from training.train_image import train_and_export
 
     out = tmp_path / "models"
-    entry = train_and_export("detector", data_dir, out, tmp_path / "cache", epochs=1, limit=96, log=lambda *_: None)
+    entries = train_and_export("detector", data_dir, out, tmp_path / "cache", epochs=1, limit=96, log=lambda *_: None)
+    assert set(entries) == {"detector", "typer"}  # one trunk, one file per head
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["models"]["detector"]["sha256"] == entry["sha256"]
-    chosen = entry["export"]["candidates"][entry["export"]["variant"]]
-    assert chosen["argmax_agreement_with_keras"] >= 0.98
-    assert chosen["keras_test_accuracy"] - chosen["test_accuracy"] <= 0.005
+    for name, entry in entries.items():
+        assert manifest["models"][name]["sha256"] == entry["sha256"]
+        chosen = entry["export"]["candidates"][entry["export"]["variant"]]
+        assert entry["export"]["chosen_on"] == "validation"
+        assert chosen["argmax_agreement_with_keras"] >= 0.98
+        assert chosen["keras_val_accuracy"] - chosen["val_accuracy"] <= 0.005
     card = (out / "cards" / "detector" / "MODEL_CARD.md").read_text()
     assert "Not a medical device" in card or "not a diagnosis" in card.lower()
     for png in ("confusion.png", "reliability.png", "training_curves.png"):
@@ -66,3 +95,7 @@ def test_the_operating_point_keeps_every_positive_it_can_and_sits_between_the_cl
     p_overlap = np.concatenate([np.linspace(0.0, 0.7, 50), np.linspace(0.3, 1.0, 200)])
     point = binary_operating_point(p_overlap, y, min_sensitivity=0.99)
     assert point["sensitivity"] >= 0.99 and ((p_overlap >= point["threshold"])[y == 1]).mean() >= 0.99
+    # ...unless a specificity floor is set: then no negative may pass, and as many positives as that allows do.
+    point = binary_operating_point(p_overlap, y, min_sensitivity=0.99, min_specificity=1.0)
+    assert point["specificity"] == 1.0 and ((p_overlap >= point["threshold"])[y == 0]).sum() == 0
+    assert 0.4 < point["sensitivity"] < 0.5 and point["threshold"] > 0.7  # positives above 0.7: 3 in 7

@@ -9,12 +9,14 @@ from pathlib import Path
 
 from .dataset import default_data_dir
 
-IMAGE_MODELS = ("discriminator", "detector", "typer")
+IMAGE_MODELS = ("discriminator", "detector", "typer", "sequence", "plane")
 
 
 def add_arguments(train: argparse.ArgumentParser, evaluate: argparse.ArgumentParser, models_dir: Path) -> None:
-    train.add_argument("model", choices=(*IMAGE_MODELS, "intents", "images", "all"),
-                       help="what to train: one model, the three image models ('images') or everything ('all')")
+    train.add_argument("model", choices=(*IMAGE_MODELS, "tumour", "sequencer", "intents", "images", "all"),
+                       help="what to train: one model with the models that share its trunk (detector and typer are "
+                            "the 'tumour' group, sequence and plane the 'sequencer'), every image model ('images') "
+                            "or everything ('all')")
     train.add_argument("--data", type=Path, default=default_data_dir(), help="dataset folder (default: ../shared/data)")
     train.add_argument("--out", type=Path, default=models_dir, help="where .tflite files and manifest.json go")
     train.add_argument("--cache", type=Path, default=Path(".cache"), help="decoded-array cache and checkpoints")
@@ -31,10 +33,18 @@ def add_arguments(train: argparse.ArgumentParser, evaluate: argparse.ArgumentPar
     evaluate.add_argument("--real-world", action="store_true",
                           help="instead: score the served pipeline on photo-like degraded copies of the test split")
     evaluate.add_argument("--limit", type=int, default=None, help="with --real-world: use about N test images")
+    evaluate.add_argument("--tables", action="store_true",
+                          help="instead: regenerate the README's model tables from models/cards/results.json")
+    evaluate.add_argument("--without-lgg", type=Path, default=None, metavar="DIR",
+                          help="instead: score the model set in DIR (trained without LGG) through the served "
+                               "pipeline on test, into models/cards/results_without_lgg.json")
 
 
 def run_train(args: argparse.Namespace) -> int:
-    names = {"images": IMAGE_MODELS, "all": (*IMAGE_MODELS, "intents")}.get(args.model, (args.model,))
+    from .tasks import GROUPS, group_of
+
+    names = {"images": tuple(GROUPS), "all": (*GROUPS, "intents")}.get(args.model, (args.model,))
+    names = tuple(dict.fromkeys(n if n == "intents" else group_of(n) for n in names))
     for name in names:
         started = time.time()
         if name == "intents":
@@ -47,10 +57,38 @@ def run_train(args: argparse.Namespace) -> int:
             train_and_export(name, args.data, args.out, args.cache, epochs=args.epochs, limit=args.limit, seed=args.seed,
                              photo_augment=not args.clean_only)
         print(f"trained {name} in {time.time() - started:.0f} s")
+    if any(n != "intents" for n in names):
+        _refit_gating_when_complete(args.data, args.out)
     return 0
 
 
+def _refit_gating_when_complete(data_dir: Path, models_dir: Path) -> None:
+    """Retrained image models invalidate the gating table; fit it again once every image model is there."""
+    from .evaluate import refit_gating
+    from .manifest_io import load
+
+    missing = [n for n in IMAGE_MODELS if n not in load(models_dir)["models"]]
+    if missing:
+        print(f"gating table not fitted: train {', '.join(missing)} first, then run `saveyourlife evaluate --refit`")
+        return
+    gating = refit_gating(data_dir, models_dir)
+    print("gating table fitted on validation:", json.dumps({k: {q: (v["trust_no_tumor"], v["name_type"])
+                                                                for q, v in gating[k].items()}
+                                                            for k in ("cells",)}))
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.tables:
+        from .readme_tables import write_tables
+
+        write_tables(args.models, Path("README.md"))
+        return 0
+    if args.without_lgg:
+        from .evaluate import score_other_models
+
+        report = score_other_models(args.data, args.without_lgg, args.models / "cards" / "results_without_lgg.json")
+        print(json.dumps(report["checks"], indent=2))
+        return 0
     if args.real_world:
         from .robustness import evaluate_real_world
 
@@ -61,5 +99,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_models
 
     results = evaluate_models(args.data, args.models, args.cache, refit=args.refit)
-    print(json.dumps(results, indent=2))
+    print(json.dumps({"models": {k: v["headline"] for k, v in results["models"].items()},
+                      "checks": results["served_test"]["checks"]}, indent=2))
     return 0

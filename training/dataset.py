@@ -33,9 +33,19 @@ class Row:
     label_conflict: bool
     split: str
     relabelled: bool = False  # the label audit moved it from "brain MRI" to not-MRI (see label_audit.tsv)
+    sequence: str = ""  # t1 | t1c | t2 | flair, where known (LGG's own labels, or by eye: sequence_labels.tsv)
+    plane: str = ""  # axial | coronal | sagittal, where known
+    mask_px: int = 0  # tumour pixels in the slice's mask (LGG only; 0 elsewhere)
+    mask: str = ""  # the mask PNG, relative to the data folder (LGG slices with a tumour)
 
 
 AUDIT_FILE = Path(__file__).with_name("label_audit.tsv")
+SEQUENCE_LABELS_FILE = Path(__file__).with_name("sequence_labels.tsv")
+LGG_MANIFEST = Path("mri") / "lgg" / "manifest.tsv"
+# LGG's sequence names, in the closed set the sequence model learns.
+LGG_SEQUENCES = {"t1pre": "t1", "t1post": "t1c", "flair": "flair"}
+SEQUENCES = ("t1", "t1c", "t2", "flair")
+PLANES = ("axial", "coronal", "sagittal")
 
 
 def audited_not_mri() -> set[str]:
@@ -54,12 +64,37 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("SAVEYOURLIFE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-def read_manifest(data_dir: Path) -> list[Row]:
-    """Rows of manifest.tsv, or rows inferred from a plain folder-per-class tree."""
+def eye_labels(path: Path = SEQUENCE_LABELS_FILE) -> dict[str, tuple[str, str]]:
+    """Sequence and plane of public-set slices, labelled by eye ("unsure" and other kinds become "")."""
+    if not path.exists():
+        return {}
+    with path.open(newline="") as fh:
+        return {r["path"]: (r["sequence"] if r["sequence"] in SEQUENCES else "", r["plane"] if r["plane"] in PLANES else "")
+                for r in csv.DictReader(fh, delimiter="\t")}
+
+
+def apply_eye_labels(rows: list[Row], labels: dict[str, tuple[str, str]]) -> list[Row]:
+    return [replace(r, sequence=labels[r.path][0], plane=labels[r.path][1]) if r.path in labels else r for r in rows]
+
+
+def read_lgg(data_dir: Path) -> list[Row]:
+    """LGG's multi-sequence glioma slices; the patient is the group, so no patient straddles a split."""
+    manifest = data_dir / LGG_MANIFEST
+    if not manifest.exists():
+        return []
+    with manifest.open(newline="") as fh:
+        return [Row(path=r["path"], source="lgg", label=r["label"], is_brain_mri=True, kind="brain_mri",
+                    group="lgg:" + r["patient"], label_conflict=False, split=r["split"],
+                    sequence=LGG_SEQUENCES[r["sequence"]], plane="axial", mask_px=int(r["mask_px"]), mask=r["mask"])
+                for r in csv.DictReader(fh, delimiter="\t")]
+
+
+def read_manifest(data_dir: Path, include_lgg: bool = True) -> list[Row]:
+    """Rows of manifest.tsv (plus LGG's own manifest), or rows inferred from a plain folder-per-class tree."""
     manifest = data_dir / "manifest.tsv"
     if manifest.exists():
         with manifest.open(newline="") as fh:
-            return apply_audit([
+            public = apply_audit([
                 Row(
                     path=r["path"],
                     source=r["source"],
@@ -72,6 +107,7 @@ def read_manifest(data_dir: Path) -> list[Row]:
                 )
                 for r in csv.DictReader(fh, delimiter="\t")
             ], audited_not_mri())
+        return apply_eye_labels(public, eye_labels()) + (read_lgg(data_dir) if include_lgg else [])
     return list(_rows_from_folders(data_dir))
 
 

@@ -1,8 +1,11 @@
-"""`saveyourlife evaluate`: re-measure the exported LiteRT models on the untouched test split.
+"""`saveyourlife evaluate`: score the exported LiteRT models, once, and write one results file.
 
-Uses the temperatures and thresholds stored in models/manifest.json (nothing is refit), or with `--refit`
-fits them again on the validation split only (after a change to the fitting rules, without retraining).
-Rewrites each model's metrics.json, plots and MODEL_CARD.md.
+Uses the temperatures, thresholds and gating table stored in models/manifest.json (nothing is refit), or with
+`--refit` fits them again on the validation split only (after a change to the fitting rules, without
+retraining). Then it scores the test split: each model alone (metrics.json, plots and MODEL_CARD.md per model),
+the served pipeline per source × sequence and, for LGG, per mask size, and the heatmaps against LGG's tumour
+masks. Everything lands in models/cards/results.json, from which the README's tables are generated
+(`saveyourlife evaluate --tables`).
 """
 
 from __future__ import annotations
@@ -15,17 +18,25 @@ import numpy as np
 from inference.manifest import load_manifest
 from inference.runtime import TFLiteModel
 
-from .dataset import build_cache
+from .dataset import build_cache, read_manifest
+from .gating import fit_gating
 from .photo_variants import validation_with_copies
 from .report import evaluate_task, write_reports
+from .served import serve_rows
+from .served_report import served_report
 from .tasks import TASKS
 
+RESULTS = Path("cards") / "results.json"
 
-def evaluate_models(data_dir: Path, models_dir: Path, cache_dir: Path, refit: bool = False) -> dict:
-    manifest = load_manifest(models_dir)
+
+def evaluate_each_model(data_dir: Path, models_dir: Path, cache_dir: Path, refit: bool) -> dict:
+    """Per-model test metrics; with `refit`, temperatures and thresholds are fitted again on validation first."""
+    manifest = load_manifest(models_dir, require_gating=False)
     raw = json.loads((models_dir / "manifest.json").read_text())
     summary = {}
     for name, task in TASKS.items():
+        if name not in manifest.models:
+            continue
         spec = manifest[name]
         cache = build_cache(data_dir, spec.size, cache_dir)
         pixels = cache.rgb if task.channels == 3 else cache.gray
@@ -46,6 +57,59 @@ def evaluate_models(data_dir: Path, models_dir: Path, cache_dir: Path, refit: bo
         history = json.loads(history_file.read_text()) if history_file.exists() else None
         write_reports(task, models_dir, entry, evaluation, history)
         entry["metrics"] = evaluation["test"]
-        summary[name] = evaluation["test"]["headline"]
+        summary[name] = {"headline": evaluation["test"]["headline"],
+                         "accuracy_by_source": evaluation["test"].get("accuracy_by_source", {}),
+                         "operating_point_by_source": evaluation["test"].get("operating_point_by_source", {})}
     (models_dir / "manifest.json").write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
     return summary
+
+
+def refit_gating(data_dir: Path, models_dir: Path) -> dict:
+    """Fit the gating table on validation through the served pipeline and store it in the manifest."""
+    rows = [r for r in read_manifest(data_dir) if r.split == "val" and r.is_brain_mri]
+    path = models_dir / "manifest.json"
+    raw = json.loads(path.read_text())
+    if raw.pop("gating", None) is not None:  # the old table is stale: fit with every gate open, none read
+        path.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
+    gating = fit_gating(rows, serve_rows(rows, data_dir, models_dir))
+    raw = json.loads(path.read_text())
+    raw["gating"] = gating
+    (models_dir / "manifest.json").write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
+    return gating
+
+
+def evaluate_models(data_dir: Path, models_dir: Path, cache_dir: Path, refit: bool = False,
+                    heatmaps: int = 150) -> dict:
+    models = evaluate_each_model(data_dir, models_dir, cache_dir, refit)
+    if refit or "gating" not in json.loads((models_dir / "manifest.json").read_text()):
+        refit_gating(data_dir, models_dir)
+    test_rows = [r for r in read_manifest(data_dir) if r.split == "test" and r.is_brain_mri]
+    served = serve_rows(test_rows, data_dir, models_dir)
+    manifest = load_manifest(models_dir)
+    results = {
+        "models": models,
+        "gating": manifest.raw["gating"],
+        "served_test": served_report(test_rows, served),
+        "versions": {name: spec.version for name, spec in manifest.models.items()},
+    }
+    if heatmaps:
+        from .heatmap_check import heatmaps_against_masks
+
+        results["heatmaps"] = heatmaps_against_masks(data_dir, models_dir, limit=heatmaps)
+    out = models_dir / RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    from .readme_tables import add_cross_source_section
+
+    for name in ("detector", "typer"):
+        add_cross_source_section(models_dir / "cards" / name / "MODEL_CARD.md", results)
+    return results
+
+
+def score_other_models(data_dir: Path, models_dir: Path, out: Path) -> dict:
+    """The served pipeline's test answers for another model set (e.g. the models trained without LGG), gates
+    open when it has no gating table: for the leave-one-source-out comparison in results.json."""
+    test_rows = [r for r in read_manifest(data_dir) if r.split == "test" and r.is_brain_mri]
+    report = served_report(test_rows, serve_rows(test_rows, data_dir, models_dir))
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return report

@@ -25,5 +25,8 @@ def update_manifest_entry(models_dir: Path, name: str, entry: dict, content: byt
     entry["trained_at"] = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     manifest["models"][name] = entry
     manifest["updated_at"] = entry["trained_at"]
+    if entry.get("kind") == "image":
+        # The gating table was fitted on the old image models' answers; it must be fitted again.
+        manifest.pop("gating", None)
     (models_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return entry

@@ -80,20 +80,29 @@ def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
     return round(float(np.exp((lo + hi) / 2)), 4)
 
 
-def binary_operating_point(p_pos: np.ndarray, y_pos: np.ndarray, min_sensitivity: float) -> dict:
+def binary_operating_point(p_pos: np.ndarray, y_pos: np.ndarray, min_sensitivity: float,
+                           min_specificity: float | None = None) -> dict:
     """The best specificity that keeps sensitivity ≥ target; the threshold then sits halfway (in logit space)
-    between the lowest positive it keeps and the highest negative below it, not on an example's own score."""
+    between the lowest positive it keeps and the highest negative below it, not on an example's own score.
+
+    With `min_specificity`, that floor comes first when both cannot be had: the lowest threshold reaching it
+    (the best sensitivity that keeps specificity ≥ its floor)."""
     candidates = np.unique(np.concatenate([[0.0], p_pos]))
-    scored = []
+    scored, specific = [], []
     for t in candidates:
         pred = p_pos >= t
         sens = pred[y_pos == 1].mean() if (y_pos == 1).any() else 1.0
         spec = (~pred[y_pos == 0]).mean() if (y_pos == 0).any() else 1.0
         if sens >= min_sensitivity:
             scored.append((spec, sens, -t))
-    if not scored:
+        if min_specificity is not None and spec >= min_specificity:
+            specific.append((sens, spec, -t))
+    if scored and (min_specificity is None or max(scored)[0] >= min_specificity):
+        spec, sens, neg_t = max(scored)  # best specificity, then best sensitivity, then the lowest threshold
+    elif specific:
+        sens, spec, neg_t = max(specific)  # best sensitivity, then best specificity, then the lowest threshold
+    else:
         return {"threshold": 0.0, "sensitivity": 1.0, "specificity": 0.0}
-    spec, sens, neg_t = max(scored)  # best specificity, then best sensitivity, then the lowest threshold
     t = -neg_t
     below = p_pos[p_pos < t]
     if len(below) and t > 0:

@@ -50,6 +50,19 @@ def image_classifier(size: int, channels: int, widths: tuple[int, ...], n_classe
     return keras.Model(inputs, logits, name="classifier")
 
 
+def image_multi_head(size: int, channels: int, widths: tuple[int, ...], heads: dict[str, int],
+                     dropout: float = 0.3) -> keras.Model:
+    """One trunk, one dropout + dense logits head per task (`<task>_logits`); each head exports on its own."""
+    trunk = image_trunk(size, channels, widths)
+    inputs = keras.Input((size, size, channels), name="pixels")
+    features = trunk(inputs)
+    outputs = {}
+    for name, n_classes in heads.items():
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(features)
+        outputs[name] = layers.Dense(n_classes, name=f"{name}_logits")(x)
+    return keras.Model(inputs, outputs, name="_".join(heads))
+
+
 def intent_classifier(n_features: int, n_intents: int, hidden: int = 128, dropout: float = 0.4) -> keras.Model:
     """The chatbot's bag-of-stems network, as in the original project, made small."""
     inputs = keras.Input((n_features,), name="bag")

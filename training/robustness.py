@@ -18,6 +18,7 @@ from inference.manifest import load_manifest
 
 from .dataset import TYPE_LABELS, read_manifest
 from .degrade import HARD_CASES, TRANSFORMS, degrade, mixed, stable_seed
+from .report import replace_section
 
 VARIANTS = ("clean", *TRANSFORMS, "mixed", *HARD_CASES)
 # Targets of the real-world-scans issue, for the report only.
@@ -62,7 +63,8 @@ def _rate(flags: list[bool]) -> float | None:
 
 
 def evaluate_real_world(data_dir: Path, models_dir: Path, limit: int | None = None, workers: int = 2) -> dict:
-    rows = [r for r in read_manifest(data_dir) if r.split == "test"]
+    # The public test split only, as in earlier releases: LGG's own served figures are in results.json.
+    rows = [r for r in read_manifest(data_dir, include_lgg=False) if r.split == "test"]
     if limit:
         rows = rows[::max(1, len(rows) // limit)]
     manifest = load_manifest(models_dir)
@@ -124,13 +126,12 @@ def add_card_section(card: Path, summary: dict, columns: tuple[str, ...], titles
     """Replace the card's real-world section (cards are rewritten by `evaluate`; run this after it)."""
     if not card.exists():
         return
-    text = card.read_text().split(CARD_HEADING)[0].rstrip() + "\n\n"
     fmt = lambda k, v: "–" if v is None else (f"{v}" if k.endswith("points") else f"{v * 100:.2f} %")  # noqa: E731
     rows = [f"| {name} | " + " | ".join(fmt(k, v[k]) for k in columns) + " |" for name, v in summary["variants"].items()]
-    text += "\n".join([CARD_HEADING, "", "Test split photographed once per transform of `training/degrade.py`, through the "
-                        "served pipeline (`saveyourlife evaluate --real-world`; all models: `cards/robustness/ROBUSTNESS.md`).",
-                        "", "| variant | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles), *rows]) + "\n"
-    card.write_text(text)
+    body = "\n".join(["Test split photographed once per transform of `training/degrade.py`, through the "
+                      "served pipeline (`saveyourlife evaluate --real-world`; all models: `cards/robustness/ROBUSTNESS.md`).",
+                      "", "| variant | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles), *rows])
+    card.write_text(replace_section(card.read_text(), CARD_HEADING, body))
 
 
 def render_markdown(summary: dict) -> str:

@@ -1,11 +1,13 @@
-"""Train the chat intent model from the knowledge base and export it for LiteRT.
+"""Train the chat question classifier from the knowledge base and export it for LiteRT.
 
     saveyourlife train intents
 
-The fallback threshold is chosen on a held-out slice of the patterns (15 %, with
-the out-of-scope intent standing for unknown questions); the final net is then
-refit on every pattern. The separate paraphrase set in tests/data is only ever
-used for evaluation.
+Labels are the question ids (bot/knowledge/questions.json, phrasings shared by every topic) and the small
+social/bot intents (bot/knowledge/intents.json). Every text goes through the router's own topic pass first
+(bot.nlu.questions.prepare), so topic names are masked exactly as at serving time. The fallback threshold is
+chosen on a held-out slice of the phrasings (15 %, with the out-of-scope intent standing for unknown
+questions); the final net is then refit on every phrasing. The evaluation sets in tests/data/chat are only
+ever used for evaluation (training/evaluate_chat.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from bot.knowledge import load_knowledge
+from bot.nlu.questions import features_text, prepare
+from bot.nlu.topics import TopicFinder, knowledge_words
 from inference.calibration import softmax
 from inference.text import build_vocabulary, vectorize
 
@@ -26,7 +30,7 @@ from .metrics import fit_temperature
 
 OUT_OF_SCOPE = "out_of_scope"
 VOCAB_FILE = "intents_vocab.json"
-EVAL_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "intents_eval.json"
+EVAL_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "chat"
 
 
 def _fit(samples, labels, vocab, seed: int, epochs: int):
@@ -75,8 +79,10 @@ def train_intents(models_dir: Path, seed: int = 1234, epochs: int | None = None,
 
     started = time.time()
     kb = load_knowledge()
-    samples = kb.training_samples()
-    labels = sorted(kb.intents)
+    finder = TopicFinder(kb, *knowledge_words(kb))
+    samples = [(features_text(prepare(finder, text, lang).masked), lang, label) for text, lang, label in kb.training_samples()]
+    samples = [s for s in samples if s[0]]
+    labels = sorted({label for _, _, label in samples})
     epochs = epochs or 60
 
     train, held = _holdout(samples, seed)
@@ -103,19 +109,20 @@ def train_intents(models_dir: Path, seed: int = 1234, epochs: int | None = None,
         "vocabulary_sha256": hashlib.sha256((models_dir / VOCAB_FILE).read_bytes()).hexdigest(),
         "labels": labels,
         "input": {"features": len(vocab.features), "dtype": "float32"},
-        "preprocessing": "inference.text: NFKD accent folding, lower-case, regexp tokens, Snowball stems (es/en), "
-                         "stem bigrams, typo repair by nltk edit_distance",
+        "preprocessing": "bot.nlu.questions.prepare (topic words masked as 'xtopic'), then inference.text: NFKD "
+                         "accent folding, lower-case, regexp tokens, Snowball stems (es/en), stem bigrams, typo repair "
+                         "by nltk edit_distance",
         "temperature": temperature,
         "thresholds": {"min_confidence": threshold},
         "training": {"seed": seed, "epochs": epochs, "patterns": len(samples), "seconds": round(time.time() - started, 1),
                      "holdout_patterns": len(held), "holdout_accuracy": round(holdout_accuracy, 4)},
     }
     update_manifest_entry(models_dir, "intents", entry, content)
-    if EVAL_FILE.exists():
-        from .evaluate_intents import evaluate_intents
+    if (EVAL_DIR / "dev.json").exists():
+        from .evaluate_chat import dev_summary
 
-        metrics = evaluate_intents(models_dir, EVAL_FILE)
+        metrics = dev_summary(models_dir, EVAL_DIR)
         entry["metrics"] = metrics
         update_manifest_entry(models_dir, "intents", entry, content)
-        log(f"[intents] held-out paraphrases: {json.dumps(metrics)}")
+        log(f"[intents] dev paraphrases: {json.dumps(metrics)}")
     return entry

@@ -20,7 +20,8 @@ from ..render import picture_html, to_plain
 def _record(path: str, cascade: Cascade, heatmap_dir: Path | None) -> tuple[dict, PictureAnalysis | None, tuple]:
     started = time.perf_counter()
     record = {"file": path, "ok": False, "error": None, "mri_probability": None, "tumor_probability": None,
-              "type_probabilities": None, "verdict": None, "tumor_type": None, "latency_ms": None}
+              "type_probabilities": None, "verdict": None, "tumor_type": None, "sequence": None, "plane": None,
+              "latency_ms": None}
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -57,7 +58,9 @@ def _record(path: str, cascade: Cascade, heatmap_dir: Path | None) -> tuple[dict
 def _result_fields(result: CascadeResult) -> dict:
     return {"mri_probability": result.mri_probability, "tumor_probability": result.tumor_probability,
             "type_probabilities": result.type_probabilities, "verdict": result.verdict,
-            "tumor_type": result.tumor_type, "reasons": list(result.reasons)}
+            "tumor_type": result.tumor_type, "reasons": list(result.reasons), "sequence": result.sequence,
+            "sequence_confidence": result.sequence_confidence, "plane": result.plane,
+            "plane_confidence": result.plane_confidence}
 
 
 def run_predict(args, settings) -> int:

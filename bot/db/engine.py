@@ -1,8 +1,9 @@
 """Engine set-up (WAL, busy timeout), Alembic on start, and retried writes.
 
 A log write that fails (database locked, read-only, disk full) is retried with
-back-off, then queued in memory and replayed in order -- before the next write and
-every few seconds in the background -- so a fault never silently drops a row.
+back-off (`bot.retry.LOG_WRITE`), then queued in memory and replayed in order --
+before the next write and every few seconds in the background -- so a fault never
+silently drops a row.
 While writes are queued the database is known to be failing, so new writes join
 the queue at once (keeping their order) instead of making each user wait through
 another round of back-off.
@@ -17,6 +18,7 @@ import os
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
@@ -26,6 +28,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from ..retry import LOG_WRITE, LOG_WRITE_RETRIES, RetryCallState, failure
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,8 +73,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 class Database:
-    def __init__(self, url: str, retries: int = 5, backoff_s: float = 0.2, queue_limit: int = 10_000,
-                 replay_s: float = REPLAY_EVERY_S) -> None:
+    def __init__(self, url: str, retries: int = LOG_WRITE_RETRIES, backoff_s: float = LOG_WRITE.first_s,
+                 queue_limit: int = 10_000, replay_s: float = REPLAY_EVERY_S) -> None:
         self.url = url
         path = sqlite_file(url)
         if path is not None and make_url(url).query.get("mode") != "ro":
@@ -149,23 +153,16 @@ class Database:
             self._enqueue(op)
             log.warning("database still failing; log write queued, %d pending", len(self.pending))
             return None
-        delay = self.backoff_s
-        for attempt in range(self.retries + 1):
-            try:
-                return await self._attempt(op)
-            except FAULTS as exc:
-                if attempt == self.retries:
-                    if isinstance(exc, REFUSED):
-                        log.error("log write refused by the database after %d attempts; not queued",
-                                  attempt + 1, exc_info=exc)
-                        return None
-                    self._enqueue(op)
-                    log.error("log write failed after %d attempts (%s: %s); queued, %d pending",
-                              attempt + 1, type(exc).__name__, _reason(exc), len(self.pending))
-                    return None
-                log.info("log write attempt %d failed (%s); retrying in %.1f s", attempt + 1, _reason(exc), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        # Read at each write, not at construction: `retries` and `backoff_s` may be changed on a live Database.
+        policy = replace(LOG_WRITE, attempts=max(0, self.retries) + 1, first_s=self.backoff_s)
+        try:
+            return await policy.retrying(FAULTS, before_sleep=_log_retry)(self._attempt, op)
+        except REFUSED as exc:  # still refused on the last attempt: queueing it cannot help
+            log.error("log write refused by the database after %d attempts; not queued", policy.attempts, exc_info=exc)
+        except FAULTS as exc:
+            self._enqueue(op)
+            log.error("log write failed after %d attempts (%s: %s); queued, %d pending",
+                      policy.attempts, type(exc).__name__, _reason(exc), len(self.pending))
         return None
 
     async def read(self, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -216,6 +213,11 @@ class Database:
         if done:
             log.info("replayed %d queued log writes, %d still pending", done, len(self.pending))
         return done
+
+
+def _log_retry(state: RetryCallState) -> None:
+    log.info("log write attempt %d failed (%s); retrying in %.1f s",
+             state.attempt_number, _reason(failure(state)), state.upcoming_sleep)
 
 
 def _reason(exc: BaseException) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inference.cascade import CascadeResult
 
+from .context import ContextStore, delete_context
 from .engine import Database
 from .models import Feedback, Message, Prediction, User, utcnow
 
@@ -183,6 +184,8 @@ class ConversationLog:
         self._invalidate(telegram_id)
         # Even when the write is queued: it is what the user asked for, and the replay will store it.
         self._remember(telegram_id, language, self._epoch)
+        # An explicit choice: from now on it beats the language each message is written in.
+        await ContextStore(self.db).choose_language(telegram_id, language)
 
     async def record_consent(self, telegram_id: int, language: str) -> None:
         async def op(session: AsyncSession):
@@ -257,6 +260,7 @@ class ConversationLog:
         """
 
         async def op(session: AsyncSession) -> bool:
+            await delete_context(session, telegram_id)  # even without a user row: the context is about them too
             user_id = await session.scalar(select(User.id).where(User.telegram_id == telegram_id))
             if user_id is None:
                 return False

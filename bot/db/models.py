@@ -149,3 +149,28 @@ class PendingConfirmation(Base):
     action: Mapped[str] = mapped_column(String(16), primary_key=True)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# ---- conversation context (migration 0003) -----------------------------------------------------
+
+
+class ChatContextRow(Base):
+    """What the chat remembers for a user between messages (bot/chat_context.py), shared by every worker.
+
+    Keyed by Telegram id like the shared-state tables; each part carries its own time, so expiry needs no job,
+    and /forget deletes the row with the rest of the user's data.
+    """
+
+    __tablename__ = "chat_context"
+
+    telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    topic: Mapped[str | None] = mapped_column(String(32))
+    topic_source: Mapped[str] = mapped_column(String(8), default="text")
+    topic_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    question: Mapped[str | None] = mapped_column(String(32))
+    image_verdict: Mapped[str | None] = mapped_column(String(16))
+    image_tumor_type: Mapped[str | None] = mapped_column(String(16))
+    image_sequence: Mapped[str | None] = mapped_column(String(16))
+    image_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    chosen_language: Mapped[str | None] = mapped_column(String(8))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -10,12 +10,12 @@ checks for that user (a row lock on PostgreSQL, the write lock on SQLite) before
 
 These operations do not go through `Database.write`: a claim's IntegrityError is an answer, not a
 fault to retry, and a rate-limit event replayed minutes later would be wrong. Transient faults are
-retried briefly, then surface as `SharedStateUnavailable` so callers can choose to fail open.
+retried briefly (`bot.retry.SHARED_STATE`), then surface as `SharedStateUnavailable` so callers can
+choose to fail open.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import time
@@ -27,11 +27,15 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..retry import SHARED_STATE, Backoff
 from .engine import Database
 from .models import PendingConfirmation, ProcessedUpdate, RateBucket, RateEvent, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# The database, or the way to it, failed: worth one more try. (IntegrityError is a DBAPIError too, but an answer.)
+FAULTS = (DBAPIError, OSError, PoolTimeout)
 
 # Telegram re-delivers an unacknowledged update for at most about a day; keep claims for two.
 CLAIM_RETENTION = dt.timedelta(days=2)
@@ -45,27 +49,23 @@ class SharedStateUnavailable(RuntimeError):
 
 
 class SharedState:
-    def __init__(self, db: Database, attempts: int = 2, backoff_s: float = 0.1) -> None:
+    def __init__(self, db: Database, policy: Backoff = SHARED_STATE) -> None:
         self.db = db
-        self.attempts = max(1, attempts)
-        self.backoff_s = backoff_s
+        self.policy = policy
         self._last_prune = 0.0
 
     async def _run(self, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """One transaction; IntegrityError goes straight to the caller, other DB faults are retried."""
-        delay = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
-            try:
-                async with self.db.transaction() as session:
-                    return await op(session)
-            except IntegrityError:
-                raise
-            except (DBAPIError, OSError, PoolTimeout) as exc:
-                if attempt == self.attempts:
-                    raise SharedStateUnavailable(type(exc).__name__) from exc
-                await asyncio.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+        try:
+            return await self.policy.retrying(FAULTS, never_on=IntegrityError)(self._transaction, op)
+        except IntegrityError:
+            raise
+        except FAULTS as exc:
+            raise SharedStateUnavailable(type(exc).__name__) from exc
+
+    async def _transaction(self, op: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self.db.transaction() as session:
+            return await op(session)
 
     # ---- update claims --------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Inline buttons: feedback on a result, /forget confirmation, follow-up topics."""
+"""Inline buttons: feedback on a result, /forget confirmation, follow-up topics and "which tumour do you mean?"."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
+from ..chat_session import press
 from ..messages import t
 from .common import assistant, escape, language, reply_markup, send_html
 
@@ -42,12 +43,11 @@ async def on_forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`topic:<intent>` or `topic:<topic>.<question>` (follow-ups, and the answer to "which tumour?")."""
     query = update.callback_query
     lang = await language(update, context)
     await query.answer()
-    reply = assistant(context).router.topic(query.data.split(":", 1)[1], lang)
+    reply = await press(assistant(context), update.effective_user.id, query.data.split(":", 1)[1], lang)
     if reply is None:
         return
-    await assistant(context).log.message(update.effective_user.id, lang, "in", "button", query.data)
-    await assistant(context).log.message(update.effective_user.id, lang, "out", reply.kind, reply.text, reply.intent)
-    await send_html(update, escape(reply.text), reply_markup(reply, t("button.learn_more", lang)))
+    await send_html(update, escape(reply.text), reply_markup(reply, t("button.learn_more", reply.lang)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -11,6 +10,7 @@ from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.ext import ContextTypes
 
 from ..chat import Reply
+from ..retry import TELEGRAM_SEND
 from ..service import Assistant
 
 
@@ -34,27 +34,18 @@ def reply_markup(reply: Reply, learn_more: str) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(rows) if rows else None
 
 
-SEND_ATTEMPTS = 3
-
-
 async def send_html(update: Update, text: str, markup=None) -> None:
     """Send an HTML reply, retrying a 5xx or a dropped connection (PTB retries only 429s).
 
     A timeout is not retried: the message may have been delivered, and a duplicate is worse.
+    A BadRequest is Telegram refusing this very message: sending it again cannot help.
     """
     chat = update.effective_chat
     if chat is None:
         return
-    for attempt in range(SEND_ATTEMPTS):
-        try:
-            await chat.send_message(text, parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True)
-            return
-        except (TimedOut, BadRequest):
-            raise
-        except NetworkError:
-            if attempt == SEND_ATTEMPTS - 1:
-                raise
-            await asyncio.sleep(0.5 * 2 ** attempt)
+    retrying = TELEGRAM_SEND.retrying(NetworkError, never_on=(TimedOut, BadRequest))
+    await retrying(chat.send_message, text, parse_mode=ParseMode.HTML, reply_markup=markup,
+                   disable_web_page_preview=True)
 
 
 def escape(text: str) -> str:

@@ -19,6 +19,7 @@ from inference.errors import InputRejected
 from inference.imaging import MAX_FILE_BYTES
 from inference.series import summarize
 
+from ..db.context import ContextStore
 from ..messages import t
 from ..render import picture_html, rejection_html, series_summary_html, sheet_thumbnail_jpeg, slice_line
 from ..service import ImageOutcome
@@ -27,7 +28,7 @@ from .common import assistant, escape, language, send_html
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".dcm", ".dicom", ".ima"}
-TYPE_TOPIC = {"glioma": "glioma_what", "meningioma": "meningioma_what", "pituitary": "pituitary_what",
+TYPE_TOPIC = {"glioma": "glioma.what_is", "meningioma": "meningioma.what_is", "pituitary": "pituitary.what_is",
               "no_tumor": "result_meaning", "inconclusive": "result_meaning", "not_mri": "how_to_send"}
 ALBUM_QUIET_S = 1.2
 MAX_ALBUM_SLICES = 10
@@ -118,10 +119,15 @@ def _rejection_text(rejection: InputRejected, lang: str) -> str:
 
 
 def _learn_more(context: ContextTypes.DEFAULT_TYPE, key: str | None, lang: str) -> list[list[InlineKeyboardButton]]:
-    intents = assistant(context).router.kb.intents
-    topic = TYPE_TOPIC.get(key or "")
-    links = intents[topic].links.get(lang, ()) if topic in intents else ()
-    return [[InlineKeyboardButton(t("button.learn_more", lang), url=links[0].url)]] if links else []
+    link = assistant(context).router.learn_more_link(TYPE_TOPIC.get(key or ""), lang)
+    return [[InlineKeyboardButton(t("button.learn_more", lang), url=link.url)]] if link else []
+
+
+async def _remember(context: ContextTypes.DEFAULT_TYPE, user_id: int, result) -> None:
+    """The result becomes the chat's context: "what does my result mean?" and "is it serious?" refer to it."""
+    sequence = getattr(result, "sequence", None)
+    await ContextStore(assistant(context).db).remember_image(
+        user_id, result.verdict, result.tumor_type, sequence if isinstance(sequence, str) else None)
 
 
 async def _send_heatmap(update: Update, context: ContextTypes.DEFAULT_TYPE, outcome: ImageOutcome, lang: str) -> None:
@@ -144,6 +150,7 @@ async def _single(update: Update, context: ContextTypes.DEFAULT_TYPE, upload: Up
                      InlineKeyboardButton(t("button.not_helpful", lang), callback_data=f"fb:{outcome.prediction_id}:0")])
     text = picture_html(outcome.analysis, lang, outcome.scan.warnings, outcome.scan.dicom)
     await send_html(update, text + "\n\n" + t("feedback.question", lang), InlineKeyboardMarkup(rows) if rows else None)
+    await _remember(context, update.effective_user.id, result)
     if outcome.analysis.is_sheet:
         thumbnail = await assistant(context).run_cpu(sheet_thumbnail_jpeg, outcome.scan.image, outcome.analysis)
         await update.effective_chat.send_photo(thumbnail, caption=t("sheet.legend", lang))
@@ -170,5 +177,6 @@ async def _album_when_quiet(key: tuple, context: ContextTypes.DEFAULT_TYPE) -> N
     lines.append(t("result.disclaimer", lang))
     rows = _learn_more(context, summary.tumor_type or summary.verdict, lang)
     await send_html(update, "\n".join(lines), InlineKeyboardMarkup(rows) if rows else None)
+    await _remember(context, update.effective_user.id, summary)
     if summary.drivers and outcomes[summary.drivers[0]].result is not None:
         await _send_heatmap(update, context, outcomes[summary.drivers[0]], lang)

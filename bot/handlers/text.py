@@ -1,12 +1,13 @@
-"""Free text: the chat router answers in the user's language, with topic buttons and a source link."""
+"""Free text: the chat router answers (with the user's conversation context), with buttons and a source link."""
 
 from __future__ import annotations
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from ..chat_session import converse
 from ..messages import t
-from .common import assistant, escape, language, reply_markup, send_html
+from .common import assistant, escape, reply_markup, send_html
 
 MAX_TEXT = 4096
 
@@ -19,9 +20,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if f"@{username}".lower() not in text.lower():
             return  # in groups we answer only commands and mentions
         text = text.replace(f"@{username}", "").strip()
-    lang = await language(update, context, text)
+    user = update.effective_user
     # No "typing" action: answers take about a millisecond, and each action is one of Telegram's ~30 requests/s.
-    reply = await assistant(context).ask(update.effective_user.id, text[:MAX_TEXT], lang)
+    # The reply's language is the message's own unless the user chose one with /lang (bot/chat_session.py).
+    reply = await converse(assistant(context), user.id, text[:MAX_TEXT], user.language_code)
     body = escape(reply.text)
     if len(text) > 1000:
         body += "\n\n" + t("text.too_long", reply.lang)

@@ -1,0 +1,1 @@
+"""Understanding a message: safety first (red flags), then topic (lexicon) and question (classifier), language."""

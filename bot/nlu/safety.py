@@ -1,0 +1,89 @@
+"""The safety layer: red-flag rules that run first, on every message, independent of the classifier.
+
+A message that matches a red flag gets urgent-care advice (or crisis lines for self-harm) before anything
+else, even when the red flag is buried inside another question. Past events ("two years ago, she is fine
+now") and hypotheticals ("what should I do if…") defuse the physical categories unless the message also
+says it is happening now; self-harm and breathing are never defused. Each message is tried as normalised, with
+typos repaired, and with texting spellings read out ("kiero", "cnt", "wanna", "q").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .normalize import TypoRepair, normalize
+
+
+class RedFlag(StrEnum):
+    UNCONSCIOUS = "unconscious"
+    NOT_BREATHING = "not_breathing"
+    SEIZURE = "seizure"
+    STROKE = "stroke"
+    WORST_HEADACHE = "worst_headache"
+    HEAD_INJURY = "head_injury"
+    VISION_SPEECH_LOSS = "vision_speech_loss"
+    SELF_HARM = "self_harm"
+
+
+@dataclass(frozen=True)
+class _Rule:
+    flag: RedFlag
+    patterns: tuple[re.Pattern, ...]
+    signs: tuple[re.Pattern, ...]  # when set, one of these must match as well (head injuries)
+    defusable: bool
+
+
+_WORD = re.compile(r"[a-z]{5,}")
+
+
+def _compile(patterns: list[str]) -> tuple[re.Pattern, ...]:
+    return tuple(re.compile(p) for p in patterns)
+
+
+class SafetyLayer:
+    def __init__(self, rules: dict, known_words: set[str]) -> None:
+        self.acute = _compile(rules["acute"])
+        self.defusers = _compile(rules["defusers"])
+        # Texting spellings read as the full words, for the rules only (the normal form itself stays as it is).
+        self.texting: dict[str, str] = dict(rules.get("texting", {}))
+        self.rules = tuple(
+            _Rule(RedFlag(name), _compile(spec["patterns"]), _compile(spec.get("signs", [])), bool(spec.get("defusable")))
+            for name, spec in rules["categories"].items())
+        # The literal words of the rules are what a typo is repaired towards ("seisure" -> "seizure").
+        sources = [p.pattern for r in self.rules for p in r.patterns + r.signs]
+        targets = {w for s in sources for w in _WORD.findall(re.sub(r"\\[a-z]", " ", s))}
+        self.repair = TypoRepair(targets, known_words)
+
+    def check(self, text: str) -> RedFlag | None:
+        """The first red flag the message raises (self-harm first), or None."""
+        normal = normalize(text)
+        if not normal:
+            return None
+        texting = " ".join(self.texting.get(w, w) for w in normal.split())
+        candidates = {normal, self.repair.text(normal), self.repair.text(texting)}
+        defused = None
+        for rule in sorted(self.rules, key=lambda r: r.flag != RedFlag.SELF_HARM):
+            if not any(p.search(c) for c in candidates for p in rule.patterns):
+                continue
+            if rule.signs and not any(p.search(c) for c in candidates for p in rule.signs):
+                continue
+            if rule.defusable:
+                if defused is None:
+                    defused = self._defused(candidates)
+                if defused:
+                    continue
+            return rule.flag
+        return None
+
+    def _defused(self, candidates: set[str]) -> bool:
+        """Calm wording, and no sign of "now" once the calm phrases themselves are taken out."""
+        if not any(p.search(c) for c in candidates for p in self.defusers):
+            return False
+        rest = set()
+        for c in candidates:
+            for p in self.defusers:
+                c = p.sub(" ", c)
+            rest.add(c)
+        return not any(p.search(c) for c in rest for p in self.acute)

@@ -1,0 +1,103 @@
+"""Fit the gating table on validation: on which kinds of slice may the bot clear a slice, or name a type?
+
+The models learn from public sets whose tumours are nearly all contrast-enhanced T1. On other sequences the
+typer may not tell types apart and the detector may miss tumours, and a test split drawn from the same sets
+cannot show it. So the served pipeline is run on every validation MRI, slices are grouped by the cell (sequence
+and plane together) that the sequence and plane models give them (what serving will see), and for each cell:
+
+- the detector's sensitivity here is the share of tumour slices *not* answered "no tumour" (with every gate
+  open), and "no tumour" is trusted only where it is at least MIN_DETECTOR_SENSITIVITY on at least MIN_SLICES
+  tumour slices;
+- a type is named only from the typer confidence at which its named types were right on at least
+  MIN_TYPER_ACCURACY of at least MIN_SLICES slices (and stay so at every higher confidence), and only where every
+  tumour type had at least MIN_PER_TYPE tumour slices — a typer that has only ever been shown gliomas on FLAIR
+  has not shown that it tells gliomas from meningiomas on FLAIR.
+
+The per-sequence and per-plane figures are fitted the same way, for reporting (`/about`, the README).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from inference.cascade import Verdict
+from inference.manifest import Gating
+
+from .dataset import PLANES, SEQUENCES, TYPE_LABELS, Row
+from .served import Served, is_tumour, named_right
+from .tasks import MIN_LEARNED_MASK_PX
+
+MIN_DETECTOR_SENSITIVITY = 0.97
+MIN_TYPER_ACCURACY = 0.95
+MIN_SLICES = 30
+MIN_PER_TYPE = 10
+TUMOUR_TYPES = tuple(t for t in TYPE_LABELS if t != "notumor")
+
+
+def _rate(hits: int, n: int) -> float | None:
+    return round(hits / n, 4) if n else None
+
+
+def type_threshold(named: list[tuple[float, bool]]) -> tuple[float | None, int, float | None]:
+    """From which confidence the named types are right often enough: (threshold, slices named, accuracy).
+
+    Types are taken most confident first; the threshold is the lowest confidence before the running accuracy
+    (once MIN_SLICES are counted) first falls below MIN_TYPER_ACCURACY. None when no such point exists.
+    """
+    threshold, n_named, accuracy, hits = None, 0, None, 0
+    for k, (confidence, right) in enumerate(sorted(named, key=lambda x: -x[0]), start=1):
+        hits += right
+        if k < MIN_SLICES:
+            continue
+        if hits / k < MIN_TYPER_ACCURACY:
+            break
+        threshold, n_named, accuracy = confidence, k, round(hits / k, 4)
+    return threshold, n_named, accuracy
+
+
+def kind_figures(pairs: list[tuple[Row, Served]]) -> dict:
+    """Detector and typer figures, with every gate open, for the slices of one cell (or sequence, or plane)."""
+    tumours = [(r, s) for r, s in pairs if is_tumour(r) and (r.source != "lgg" or r.mask_px >= MIN_LEARNED_MASK_PX)]
+    healthy = [(r, s) for r, s in pairs if r.label == "notumor"]
+    cleared = sum(s.ungated_verdict == Verdict.NO_TUMOR for _, s in tumours)
+    called = sum(s.ungated_verdict == Verdict.TUMOR for _, s in healthy)
+    typed = [(s.type_confidence, s.best_type == r.label) for r, s in pairs
+             if s.best_type is not None and r.label in TUMOUR_TYPES]
+    threshold, n_named, accuracy = type_threshold(typed)
+    types_seen = Counter(r.label for r, _ in tumours if r.label in TUMOUR_TYPES)
+    sensitivity = _rate(len(tumours) - cleared, len(tumours))
+    return {
+        "n": len(pairs),
+        "detector": {"sensitivity": sensitivity, "specificity": _rate(len(healthy) - called, len(healthy)),
+                     "n_tumour": len(tumours), "n_healthy": len(healthy)},
+        "typer": {"accuracy": accuracy, "n": n_named, "n_typed": len(typed), "min_confidence": threshold,
+                  "types_seen": dict(sorted(types_seen.items()))},
+        "trust_no_tumor": bool(sensitivity is not None and len(tumours) >= MIN_SLICES
+                               and sensitivity >= MIN_DETECTOR_SENSITIVITY),
+        "name_type": bool(threshold is not None and all(types_seen.get(t, 0) >= MIN_PER_TYPE for t in TUMOUR_TYPES)),
+    }
+
+
+def fit_gating(rows: list[Row], served: list[Served]) -> dict:
+    """The gating table for manifest.json, from validation rows and their served answers."""
+    pairs = [(r, s) for r, s in zip(rows, served) if r.is_brain_mri and r.split == "val"]
+    return {
+        "fitted_on": "validation (served pipeline, slices grouped by the sequence and plane models' answer)",
+        "min_detector_sensitivity": MIN_DETECTOR_SENSITIVITY,
+        "min_typer_accuracy": MIN_TYPER_ACCURACY,
+        "min_slices": MIN_SLICES,
+        "min_per_type": MIN_PER_TYPE,
+        "n_slices": len(pairs),
+        "n_unsure_kind": sum(s.sequence is None or s.plane is None for _, s in pairs),
+        "cells": {Gating.cell(q, p): kind_figures([(r, s) for r, s in pairs if (s.sequence, s.plane) == (q, p)])
+                  for q in SEQUENCES for p in PLANES},
+        "sequences": {q: kind_figures([(r, s) for r, s in pairs if s.sequence == q]) for q in SEQUENCES},
+        "planes": {p: kind_figures([(r, s) for r, s in pairs if s.plane == p]) for p in PLANES},
+    }
+
+
+def validation_rows(data_dir: Path) -> list[Row]:
+    from .dataset import read_manifest
+
+    return [r for r in read_manifest(data_dir) if r.split == "val" and r.is_brain_mri]
