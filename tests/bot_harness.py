@@ -7,6 +7,8 @@ import os
 import shutil
 import sqlite3
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from .conftest import REPO
@@ -79,3 +81,14 @@ async def send_and_reply(fake: FakeTelegram, chat_id: int, send, *args, **kwargs
     start = len(fake.sent)
     send(chat_id, *args, **kwargs)
     return (await fake.replies(chat_id, 1, start=start, methods=("sendMessage",)))[0]
+
+
+@asynccontextmanager
+async def running_bot(tmp: Path) -> AsyncIterator[tuple[FakeTelegram, BotProcess]]:
+    """A fake Bot API and the real bot polling it, for one test module; stopped however the module ends."""
+    async with FakeTelegram() as fake:
+        bot = await start_bot(fake, tmp)
+        try:
+            yield fake, bot
+        finally:
+            await stop_bot(bot)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from .bot_harness import TOKEN, say, start_bot, stop_bot
+from .bot_harness import TOKEN, running_bot, say, start_bot, stop_bot
 from .conftest import jpeg_bytes, landscape_photo, pick, png_bytes
 from .fake_telegram import FakeTelegram
 from .pg import free_port
@@ -20,13 +20,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def harness(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    async with FakeTelegram() as fake:
-        bot = await start_bot(fake, tmp)
-        try:
-            yield fake, bot
-        finally:
-            await stop_bot(bot)
+    async with running_bot(tmp_path_factory.mktemp("e2e")) as (fake, bot):
+        yield fake, bot
 
 
 async def test_start_explains_the_bot_privacy_and_that_it_is_not_a_medical_device(harness):

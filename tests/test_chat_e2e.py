@@ -9,21 +9,15 @@ import asyncio
 import pytest
 import pytest_asyncio
 
-from .bot_harness import say, start_bot, stop_bot
-from .fake_telegram import FakeTelegram
+from .bot_harness import running_bot, say
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def harness(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("chat_e2e")
-    async with FakeTelegram() as fake:
-        bot = await start_bot(fake, tmp)
-        try:
-            yield fake, bot
-        finally:
-            await stop_bot(bot)
+    async with running_bot(tmp_path_factory.mktemp("chat_e2e")) as (fake, bot):
+        yield fake, bot
 
 
 def _buttons(reply) -> list[dict]:

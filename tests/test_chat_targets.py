@@ -29,14 +29,18 @@ def test_dev_paraphrases_top1_at_least_95_percent(router):
     assert report["top1"] >= 0.95, report["misses"][:20]
 
 
-def test_every_dev_red_flag_gets_urgent_care(router):
-    report = score_red_flags(router, _set("red_flags_dev"))
+# The red-flag sets the rules were developed on (the later ones were blind until scored once, then joined these);
+# the newest blind pair is scored by `python -m training.evaluate_chat --holdout` and reported, not asserted here.
+@pytest.mark.parametrize("name", ["red_flags_dev", "red_flags_test", "red_flags_holdout"])
+def test_every_development_red_flag_gets_urgent_care(router, name):
+    report = score_red_flags(router, _set(name))
     assert report["recall"] == 1.0, report["missed"]
     assert report["self_harm_given_crisis_lines"] in (None, 1.0)
 
 
-def test_ordinary_questions_raise_at_most_one_percent_false_alarms(router):
-    report = score_false_alarms(router, _set("ordinary"))
+@pytest.mark.parametrize("name", ["ordinary", "ordinary_holdout"])
+def test_ordinary_questions_raise_at_most_one_percent_false_alarms(router, name):
+    report = score_false_alarms(router, _set(name))
     assert report["rate"] <= 0.01, report["texts"]
 
 

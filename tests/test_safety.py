@@ -602,3 +602,35 @@ def test_indirect_and_third_person_self_harm_get_crisis_lines(router):
 ])
 def test_new_red_flags_buried_in_other_questions(router, text):
     assert router.answer(text).kind == "emergency"
+
+
+# Onlookers' descriptions, hypotheticals and worries about the future (this file's own wording).
+ONLOOKER = [
+    "my uncle has gone floppy and won't respond to his name", "his lips are going blue and he's making a rattling sound",
+    "mi padre esta respirando con pausas muy largas", "he's breathing in gasps and his face is grey",
+    "she keeps having fits one after another", "worst pain in my head of my life, came on in a second",
+    "se golpeo la cabeza y ahora esta muy adormilado", "she fell down the stairs and now there's clear fluid from her ear",
+    "my vision just went dark in my left eye", "grandpa fainted just now and is not coming round",
+    "is it normal that he's not breathing right now?", "mi amigo me ha escrito una carta de despedida y no coge el telefono",
+]
+ONLOOKER_CALM = [
+    "what happens if someone has a seizure during an mri?", "como se hace la reanimacion si alguien deja de respirar",
+    "i'm afraid of losing my vision after radiotherapy", "me da miedo quedarme sin habla tras la cirugia",
+    "will I be unconscious for the whole surgery?", "what is a grand mal seizure?", "que es una crisis tonico clonica",
+    "if my husband ever collapses at home who should I call", "my son fell off his bike last week, he's fine now",
+    "sometimes my breathing stops at night, is that apnoea?", "what should I do if he stops breathing?",
+]
+
+
+@pytest.mark.parametrize("text", ONLOOKER)
+def test_what_an_onlooker_sees_is_an_emergency(router, text):
+    assert router.answer(text).kind == "emergency", text
+
+
+@pytest.mark.parametrize("text", ONLOOKER_CALM)
+def test_hypotheticals_and_future_worries_raise_no_alarm(router, text):
+    assert router.answer(text).kind != "emergency", text
+
+
+def test_a_swallowed_box_of_tablets_gets_crisis_lines(router):
+    assert router.answer("i swallowed a whole bottle of sleeping pills").red_flag == RedFlag.SELF_HARM

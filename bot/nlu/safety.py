@@ -3,7 +3,8 @@
 A message that matches a red flag gets urgent-care advice (or crisis lines for self-harm) before anything
 else, even when the red flag is buried inside another question. Past events ("two years ago, she is fine
 now") and hypotheticals ("what should I do if…") defuse the physical categories unless the message also
-says it is happening now; self-harm and breathing are never defused. Each message is tried as normalised, with
+says it is happening now; breathing is calmed only by information questions and hypotheticals ("how do you
+do CPR if someone stops breathing?"), self-harm never. Each message is tried as normalised, with
 typos repaired, and with texting spellings read out ("kiero", "cnt", "wanna", "q").
 """
 
@@ -45,7 +46,10 @@ def _compile(patterns: list[str]) -> tuple[re.Pattern, ...]:
 class SafetyLayer:
     def __init__(self, rules: dict, known_words: set[str]) -> None:
         self.acute = _compile(rules["acute"])
-        self.defusers = _compile(rules["defusers"])
+        # Information questions, hypotheticals and worries about the future: these calm every physical category,
+        # breathing included; the other defusers (past events, calm wording) do not calm breathing.
+        self.questions = _compile(rules.get("questions", []))
+        self.defusers = _compile(rules["defusers"]) + self.questions
         # Texting spellings read as the full words, for the rules only (the normal form itself stays as it is).
         self.texting: dict[str, str] = dict(rules.get("texting", {}))
         self.rules = tuple(
@@ -64,6 +68,7 @@ class SafetyLayer:
         texting = " ".join(self.texting.get(w, w) for w in normal.split())
         candidates = {normal, self.repair.text(normal), self.repair.text(texting)}
         defused = None
+        asked = None
         for rule in sorted(self.rules, key=lambda r: r.flag != RedFlag.SELF_HARM):
             if not any(p.search(c) for c in candidates for p in rule.patterns):
                 continue
@@ -74,16 +79,22 @@ class SafetyLayer:
                     defused = self._defused(candidates)
                 if defused:
                     continue
+            elif rule.flag != RedFlag.SELF_HARM and self.questions:
+                if asked is None:
+                    asked = self._defused(candidates, self.questions)
+                if asked:
+                    continue
             return rule.flag
         return None
 
-    def _defused(self, candidates: set[str]) -> bool:
+    def _defused(self, candidates: set[str], defusers: tuple[re.Pattern, ...] | None = None) -> bool:
         """Calm wording, and no sign of "now" once the calm phrases themselves are taken out."""
-        if not any(p.search(c) for c in candidates for p in self.defusers):
+        defusers = self.defusers if defusers is None else defusers
+        if not any(p.search(c) for c in candidates for p in defusers):
             return False
         rest = set()
         for c in candidates:
-            for p in self.defusers:
+            for p in defusers:
                 c = p.sub(" ", c)
             rest.add(c)
         return not any(p.search(c) for c in rest for p in self.acute)
