@@ -54,7 +54,6 @@ class SliceKind:
     sequence_confidence: float
     plane: str | None
     plane_confidence: float
-    best_sequence: str = ""  # the top class even when unsure (reported, never used for gating)
 
 
 @dataclass(frozen=True)
@@ -165,7 +164,7 @@ class Cascade:
         sure_sequence = sequence[best_sequence] >= self.thresholds["sequence"]["min_confidence"]
         sure_plane = plane[best_plane] >= self.thresholds["plane"]["min_confidence"]
         return SliceKind(best_sequence if sure_sequence else None, round(sequence[best_sequence], 4),
-                         best_plane if sure_plane else None, round(plane[best_plane], 4), best_sequence)
+                         best_plane if sure_plane else None, round(plane[best_plane], 4))
 
     def predict_image(self, image: Image.Image, started: float | None = None) -> CascadeResult:
         started = time.perf_counter() if started is None else started

@@ -376,6 +376,12 @@ GENERAL_CALM = [
 
 
 # A third round of new wording and hard negatives.
+def _add_cases(into: dict[str, list[str]], more: dict[str, list[str]]) -> None:
+    """Later rounds of cases join the earlier ones per category, so every test below sees all of them."""
+    for flag, texts in more.items():
+        into[flag] = into[flag] + texts
+
+
 MORE = {
     RedFlag.UNCONSCIOUS: [
         'mi padre esta en el sofa y no hay manera de que reaccione',
@@ -449,8 +455,7 @@ MORE = {
         'mi hermana dice que quiere morirse',
     ],
 }
-for _flag, _texts in MORE.items():
-    GENERAL[_flag] = GENERAL[_flag] + _texts
+_add_cases(GENERAL, MORE)
 GENERAL_CALM += [
     'what is the worst case for a meningioma?',
     'the worst part is the waiting',
@@ -545,8 +550,7 @@ TEXTING = {
         'no aguanto mas, me quiero morir',
     ],
 }
-for _flag, _texts in TEXTING.items():
-    GENERAL[_flag] = GENERAL[_flag] + _texts
+_add_cases(GENERAL, TEXTING)
 GENERAL_CALM += [
     'hola que tal',
     'what is an mri',

@@ -19,7 +19,8 @@ from inference.manifest import load_manifest
 from inference.runtime import TFLiteModel
 
 from .dataset import build_cache, read_manifest
-from .gating import fit_gating
+from . import manifest_io
+from .gating import fit_gating, validation_rows
 from .photo_variants import validation_with_copies
 from .report import evaluate_task, write_reports
 from .served import serve_rows
@@ -32,7 +33,7 @@ RESULTS = Path("cards") / "results.json"
 def evaluate_each_model(data_dir: Path, models_dir: Path, cache_dir: Path, refit: bool) -> dict:
     """Per-model test metrics; with `refit`, temperatures and thresholds are fitted again on validation first."""
     manifest = load_manifest(models_dir, require_gating=False)
-    raw = json.loads((models_dir / "manifest.json").read_text())
+    raw = manifest_io.load(models_dir)
     summary = {}
     for name, task in TASKS.items():
         if name not in manifest.models:
@@ -60,28 +61,25 @@ def evaluate_each_model(data_dir: Path, models_dir: Path, cache_dir: Path, refit
         summary[name] = {"headline": evaluation["test"]["headline"],
                          "accuracy_by_source": evaluation["test"].get("accuracy_by_source", {}),
                          "operating_point_by_source": evaluation["test"].get("operating_point_by_source", {})}
-    (models_dir / "manifest.json").write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
+    manifest_io.save(models_dir, raw)
     return summary
 
 
 def refit_gating(data_dir: Path, models_dir: Path) -> dict:
     """Fit the gating table on validation through the served pipeline and store it in the manifest."""
-    rows = [r for r in read_manifest(data_dir) if r.split == "val" and r.is_brain_mri]
-    path = models_dir / "manifest.json"
-    raw = json.loads(path.read_text())
+    raw = manifest_io.load(models_dir)
     if raw.pop("gating", None) is not None:  # the old table is stale: fit with every gate open, none read
-        path.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
-    gating = fit_gating(rows, serve_rows(rows, data_dir, models_dir))
-    raw = json.loads(path.read_text())
-    raw["gating"] = gating
-    (models_dir / "manifest.json").write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
-    return gating
+        manifest_io.save(models_dir, raw)
+    rows = validation_rows(data_dir)
+    raw["gating"] = fit_gating(rows, serve_rows(rows, data_dir, models_dir))
+    manifest_io.save(models_dir, raw)
+    return raw["gating"]
 
 
 def evaluate_models(data_dir: Path, models_dir: Path, cache_dir: Path, refit: bool = False,
                     heatmaps: int = 150) -> dict:
     models = evaluate_each_model(data_dir, models_dir, cache_dir, refit)
-    if refit or "gating" not in json.loads((models_dir / "manifest.json").read_text()):
+    if refit or "gating" not in manifest_io.load(models_dir):
         refit_gating(data_dir, models_dir)
     test_rows = [r for r in read_manifest(data_dir) if r.split == "test" and r.is_brain_mri]
     served = serve_rows(test_rows, data_dir, models_dir)

@@ -219,28 +219,24 @@ def evaluate_chat(models_dir: Path, data_dir: Path = DATA, test: bool = False, l
                     + (f" --languages {lib_dir}" if lib_dir else "")}
     if (dev := _load("dev", data_dir)) is not None:
         report["dev"] = score_dev(router, dev)
-    if (flags := _load("red_flags_dev", data_dir)) is not None:
-        report["red_flags_dev"] = score_red_flags(router, flags)
-    if test and (flags := _load("red_flags_test", data_dir)) is not None:
-        report["red_flags_test"] = score_red_flags(router, flags)
-    if (ordinary := _load("ordinary", data_dir)) is not None:
-        report["false_alarms_ordinary"] = score_false_alarms(router, ordinary)
-    # Each blind pair became a development set once scored (red_flags_test: 75.3 %, then red_flags_holdout and
-    # ordinary_holdout: 88.0 % recall, 4.8 % false alarms); the newest pair is scored once, with --holdout.
-    if (flags := _load("red_flags_holdout", data_dir)) is not None:
-        report["red_flags_holdout"] = score_red_flags(router, flags)
-    if (ordinary := _load("ordinary_holdout", data_dir)) is not None:
-        report["false_alarms_holdout"] = score_false_alarms(router, ordinary)
-    if holdout and (flags := _load("red_flags_holdout2", data_dir)) is not None:
-        report["red_flags_holdout2"] = score_red_flags(router, flags)
-    if holdout and (ordinary := _load("ordinary_holdout2", data_dir)) is not None:
-        report["false_alarms_holdout2"] = score_false_alarms(router, ordinary)
-    if (oos := _load("out_of_scope", data_dir)) is not None:
-        report["out_of_scope"] = score_out_of_scope(router, oos)
-    if (language := _load("language", data_dir)) is not None:
-        report["language"] = score_language(router, language)
-    if (dialogues := _load("dialogues", data_dir)) is not None:
-        report["follow_ups"] = score_dialogues(router, dialogues)
+    # (report key, file, scorer, scored in this run). Each blind pair became a development set once scored
+    # (red_flags_test: 75.3 %, then red_flags_holdout and ordinary_holdout: 88.0 % recall, 4.8 % false alarms);
+    # the newest pair is scored once, with --holdout.
+    sets = [
+        ("red_flags_dev", "red_flags_dev", score_red_flags, True),
+        ("red_flags_test", "red_flags_test", score_red_flags, test),
+        ("false_alarms_ordinary", "ordinary", score_false_alarms, True),
+        ("red_flags_holdout", "red_flags_holdout", score_red_flags, True),
+        ("false_alarms_holdout", "ordinary_holdout", score_false_alarms, True),
+        ("red_flags_holdout2", "red_flags_holdout2", score_red_flags, holdout),
+        ("false_alarms_holdout2", "ordinary_holdout2", score_false_alarms, holdout),
+        ("out_of_scope", "out_of_scope", score_out_of_scope, True),
+        ("language", "language", score_language, True),
+        ("follow_ups", "dialogues", score_dialogues, True),
+    ]
+    for key, name, score, wanted in sets:
+        if wanted and (items := _load(name, data_dir)) is not None:
+            report[key] = score(router, items)
     texts = [i["text"] for i in (dev or [])[:: max(1, len(dev or []) // 300)]] or ["que es un glioma"]
     report["latency"] = p50_ms(router, texts)
     if lib_dir is not None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from inference.cascade import Verdict
 from inference.manifest import Gating
 
-from .dataset import PLANES, SEQUENCES, TYPE_LABELS, Row
+from .dataset import PLANES, SEQUENCES, TYPE_LABELS, Row, read_manifest
 from .served import Served, is_tumour, named_right
 from .tasks import MIN_LEARNED_MASK_PX
 
@@ -98,6 +98,5 @@ def fit_gating(rows: list[Row], served: list[Served]) -> dict:
 
 
 def validation_rows(data_dir: Path) -> list[Row]:
-    from .dataset import read_manifest
-
+    """The rows the gating table is fitted on: every brain MRI of the validation split."""
     return [r for r in read_manifest(data_dir) if r.split == "val" and r.is_brain_mri]

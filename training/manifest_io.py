@@ -17,6 +17,10 @@ def load(models_dir: Path) -> dict:
     return {"schema": 1, "models": {}}
 
 
+def save(models_dir: Path, manifest: dict) -> None:
+    (models_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
 def update_manifest_entry(models_dir: Path, name: str, entry: dict, content: bytes) -> dict:
     manifest = load(models_dir)
     entry = dict(entry)
@@ -28,5 +32,5 @@ def update_manifest_entry(models_dir: Path, name: str, entry: dict, content: byt
     if entry.get("kind") == "image":
         # The gating table was fitted on the old image models' answers; it must be fitted again.
         manifest.pop("gating", None)
-    (models_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    save(models_dir, manifest)
     return entry
