@@ -138,11 +138,11 @@ def main() -> int:
 
     baseline = rss_mb()
     started = time.perf_counter()
-    from bot.commands.ask import build_router
+    from bot.loader import chat_router
     from inference.cascade import Cascade
 
     cascade = Cascade.from_dir(args.models)
-    router = build_router(args.models)
+    router = chat_router(args.models)
     cold_start_s = time.perf_counter() - started
     loaded = rss_mb()
     blobs = sample_files(args.images)

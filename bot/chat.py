@@ -117,7 +117,7 @@ class ChatRouter:
         keep, known = knowledge_words(kb)
         self.safety = SafetyLayer(kb.red_flags, known)
         self.topics = TopicFinder(kb, keep, known)
-        self.questions = QuestionClassifier(model)
+        self.questions = QuestionClassifier(model, kb.question_cues)
         self.languages = LanguageGuesser(kb)
 
     def language_of(self, text: str, language_code: str | None = None) -> str:

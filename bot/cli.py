@@ -47,6 +47,22 @@ def _parser():
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a setup problem (models folder, knowledge file, database URL) is one line and exit code 2."""
+    from pydantic import ValidationError
+
+    from inference.errors import ConfigurationError
+
+    try:
+        return _run(argv)
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except ValidationError as exc:  # a setting from the environment or .env
+        first = exc.errors()[0]
+        print(f"error: setting {'.'.join(map(str, first['loc']))}: {first['msg']}", file=sys.stderr)
+    return 2
+
+
+def _run(argv: list[str] | None) -> int:
     parser, settings = _parser()
     args = parser.parse_args(argv)
     command = args.command or "start"

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 
-CATALOGUE_FILE = Path(__file__).with_name("messages.json")
-CATALOGUE_FILES = (CATALOGUE_FILE, Path(__file__).with_name("messages_chat.json"))
+PACKAGE = Path(str(files("bot")))
+CATALOGUE_FILE = PACKAGE / "messages.json"
+CATALOGUE_FILES = (CATALOGUE_FILE, PACKAGE / "messages_chat.json")
 DEFAULT_LANG = "es"
 
 

@@ -41,6 +41,7 @@ from telegram import BotCommand, Update
 
 from .app import COMMANDS, build_application
 from .db.engine import Database
+from .loader import Models, load_models
 from .logging_setup import configure_logging
 from .retry import DATABASE_AT_START, RetryCallState, failure
 from .service import Assistant
@@ -98,14 +99,14 @@ class Worker:
         self.db_error: str | None = None
         self.webhook = "not configured"
         self.counts = {"received": 0, "forbidden": 0, "malformed": 0, "shed": 0}
-        self._cascade = self._router = None
+        self._models: Models | None = None
         self._db_task: asyncio.Task | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._cascade, self._router = await asyncio.to_thread(Assistant.load_models, self.settings)
-        self.model_versions = {name: spec.version for name, spec in self._router.manifest.models.items()}
+        self._models = await asyncio.to_thread(load_models, self.settings)
+        self.model_versions = {name: spec.version for name, spec in self._models.manifest.models.items()}
         await self.application.initialize()  # getMe
         await self.application.start()  # the loop that takes updates off update_queue
         self._db_task = asyncio.create_task(self._connect_database(), name="database-supervisor")
@@ -144,7 +145,7 @@ class Worker:
         """Open and migrate the database, retrying with exponential back-off until it works."""
         retrying = DATABASE_AT_START.retrying(Exception, before_sleep=self._database_not_ready)
         db = await retrying(self._open_database)
-        self.assistant = Assistant(self.settings, self._cascade, self._router, db)
+        self.assistant = Assistant.from_models(self.settings, self._models, db)
         self.application.bot_data["assistant"] = self.assistant
         self.db_error = None
         self.ready.set()

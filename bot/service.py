@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 from inference.cascade import Cascade, CascadeResult
 from inference.errors import InputRejected
-from inference.intents import IntentModel
-from inference.manifest import load_manifest
 from inference.picture import PictureAnalysis, analyse_picture
 from inference.scan import Scan, load_scan
 
@@ -22,17 +20,10 @@ from .chat import ChatRouter, Reply
 from .db.engine import Database
 from .db.log import ConversationLog, Row
 from .db.shared import SharedState, SharedStateUnavailable
-from .knowledge import load_knowledge
+from .loader import Models, load_models
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def warm_up(cascade: Cascade) -> None:
-    """One prediction at start-up, so the first user does not pay for lazy initialisation."""
-    from PIL import Image
-
-    cascade.predict_image(Image.new("RGB", (64, 64)))
 
 
 @dataclass(frozen=True)
@@ -54,41 +45,24 @@ class Assistant:
         self.router = router
         self.db = db
         self.log = ConversationLog(db, store_images=settings.store_images)
-        self.pool = pool or self.inference_pool(settings)
+        self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.inference_workers), thread_name_prefix="infer")
         # Heatmaps cost ~30x a classification: their own single thread, so results never queue behind them.
         self.heatmap_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heatmap")
         self.cpu_slots = asyncio.Semaphore(max(1, settings.inference_workers) * 2)
         # Shared by every worker through the database: rate limits, update claims, confirmations.
         self.shared = SharedState(db)
 
-    @staticmethod
-    def load_models(settings: Settings) -> tuple[Cascade, ChatRouter]:
-        """The cascade and the chat router (CPU and disk only; no database)."""
-        manifest = load_manifest(settings.models_dir)
-        cascade = Cascade(manifest)
-        return cascade, ChatRouter(load_knowledge(), IntentModel.from_manifest(manifest), manifest)
-
-    @staticmethod
-    def inference_pool(settings: Settings) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=max(1, settings.inference_workers), thread_name_prefix="infer")
+    @classmethod
+    def from_models(cls, settings: Settings, models: Models, db: Database) -> "Assistant":
+        return cls(settings, models.cascade, models.router, db, models.pool)
 
     @classmethod
     async def create(cls, settings: Settings) -> "Assistant":
-        """Load the models and open (and migrate) the database, once per process.
-
-        LiteRT interpreters are per thread (inference/runtime.py), so the cascade is built and warmed
-        up on an inference thread: its first interpreters are then ones that thread serves with, not an
-        idle copy on the event-loop thread (~8 MB). The chat router stays here, where texts are answered.
-        """
-        manifest = load_manifest(settings.models_dir)
-        router = ChatRouter(load_knowledge(), IntentModel.from_manifest(manifest), manifest)
-        pool = cls.inference_pool(settings)
-        loop = asyncio.get_running_loop()
-        cascade = await loop.run_in_executor(pool, Cascade, manifest)
-        await loop.run_in_executor(pool, warm_up, cascade)
+        """Load the models (bot/loader.py) and open (and migrate) the database, once per process."""
+        models = await asyncio.get_running_loop().run_in_executor(None, load_models, settings)
         db = Database(settings.database_url)
         await db.migrate()
-        return cls(settings, cascade, router, db, pool)
+        return cls.from_models(settings, models, db)
 
     async def image_wait(self, user_id: int) -> float:
         """Per-user image rate limit (IMAGES_PER_MINUTE), shared by all workers: 0 if allowed, else seconds.

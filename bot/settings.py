@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
+from platformdirs import user_data_path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+APP_NAME = "saveyourlife"
+
+
+def packaged_models_dir() -> Path:
+    """The models shipped with the package (the repository's `models/` folder in a checkout)."""
+    return Path(str(files("saveyourlife_models")))
+
+
+def packaged_knowledge_dir() -> Path:
+    return Path(str(files("bot.knowledge")))
+
+
+def default_database_url() -> str:
+    """SQLite in the user's data folder: writable from any working directory, never inside site-packages."""
+    return f"sqlite+aiosqlite:///{user_data_path(APP_NAME) / 'saveyourlife.db'}"
 
 
 class Settings(BaseSettings):
@@ -16,8 +32,10 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
     telegram_api_url: str = Field(default="https://api.telegram.org/bot", alias="TELEGRAM_API_URL")
     telegram_file_url: str = Field(default="https://api.telegram.org/file/bot", alias="TELEGRAM_FILE_URL")
-    database_url: str = Field(default=f"sqlite+aiosqlite:///{REPO_ROOT / 'data' / 'saveyourlife.db'}", alias="DATABASE_URL")
-    models_dir: Path = Field(default=REPO_ROOT / "models", alias="MODELS_DIR")
+    database_url: str = Field(default_factory=default_database_url, alias="DATABASE_URL")
+    models_dir: Path = Field(default_factory=packaged_models_dir, alias="MODELS_DIR")
+    # The chat's knowledge files (topics, phrasings, red-flag rules): the packaged ones unless an operator edits a copy.
+    knowledge_dir: Path = Field(default_factory=packaged_knowledge_dir, alias="KNOWLEDGE_DIR")
 
     webhook_url: str | None = Field(default=None, alias="WEBHOOK_URL")
     webhook_secret: SecretStr | None = Field(default=None, alias="WEBHOOK_SECRET")

@@ -17,3 +17,10 @@ class InputRejected(ValueError):
         self.code = code
         self.detail = detail
         self.values = values
+
+
+class ConfigurationError(RuntimeError):
+    """A setup problem only the operator can fix (a models folder, a knowledge file, a database URL).
+
+    The command line prints it as one line and exits with code 2, so the message names the file or the setting.
+    """

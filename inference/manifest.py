@@ -7,8 +7,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ConfigurationError
 
-class ManifestError(RuntimeError):
+
+class ManifestError(ConfigurationError):
     """The models folder is missing, incomplete or does not match its manifest."""
 
 

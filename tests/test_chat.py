@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from bot.accuracy import accuracy_by_sequence
 from bot.chat_context import ChatContext
-from bot.commands.ask import build_router
+from bot.loader import chat_router
 from bot.knowledge import Question, Topic
 from bot.settings import Settings
 
@@ -25,7 +25,7 @@ GATING = {"gating": {"fitted_on": "validation", "sequences": {
 
 @pytest.fixture(scope="module")
 def router():
-    return build_router(Settings().models_dir)
+    return chat_router()
 
 
 @pytest.mark.parametrize("text,topic,question", [

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands.ask import build_router
-from bot.settings import Settings
+from bot.loader import chat_router
 from training.evaluate_chat import (DATA, _load, score_dev, score_dialogues, score_false_alarms, score_out_of_scope,
                                     score_red_flags)
 
 
 @pytest.fixture(scope="module")
 def router():
-    return build_router(Settings().models_dir)
+    return chat_router()
 
 
 def _set(name: str) -> list[dict]:

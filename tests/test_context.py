@@ -8,19 +8,18 @@ import datetime as dt
 import pytest
 
 from bot.chat_context import CONTEXT_TTL, ChatContext
-from bot.commands.ask import build_router
+from bot.loader import chat_router
 from bot.db.context import ContextStore
 from bot.db.engine import Database
 from bot.db.log import ConversationLog, Row
 from bot.knowledge import Question, Topic
-from bot.settings import Settings
 
 NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture(scope="module")
 def router():
-    return build_router(Settings().models_dir)
+    return chat_router()
 
 
 @pytest.fixture

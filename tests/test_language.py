@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.commands.ask import build_router
-from bot.settings import Settings
+from bot.loader import chat_router
 from inference.text import detect_language
 
 LANGUAGE_SET = Path(__file__).with_name("data") / "chat" / "language.json"
@@ -17,7 +16,7 @@ LANGUAGE_SET = Path(__file__).with_name("data") / "chat" / "language.json"
 
 @pytest.fixture(scope="module")
 def router():
-    return build_router(Settings().models_dir)
+    return chat_router()
 
 
 @pytest.mark.parametrize("text,lang", [

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands.ask import build_router
+from bot.loader import chat_router
 from bot.knowledge import load_knowledge
 from bot.nlu.normalize import normalize
 from bot.nlu.safety import RedFlag, SafetyLayer
-from bot.settings import Settings
 
 RED_FLAGS = {
     RedFlag.UNCONSCIOUS: [
@@ -73,7 +72,7 @@ CALM = [
 
 @pytest.fixture(scope="module")
 def router():
-    return build_router(Settings().models_dir)
+    return chat_router()
 
 
 @pytest.fixture(scope="module")

@@ -200,9 +200,9 @@ def compare_language_libraries(lib_dir: Path, data_dir: Path = DATA) -> dict:
 
 def dev_summary(models_dir: Path, data_dir: Path = DATA) -> dict:
     """The figures the manifest's intents entry keeps (dev top-1 per language)."""
-    from bot.commands.ask import build_router
+    from bot.loader import chat_router
 
-    router = build_router(models_dir)
+    router = chat_router(models_dir)
     dev = score_dev(router, _load("dev", data_dir) or [])
     return {"dev_n": dev["n"], "dev_top1": dev["top1"],
             "dev_top1_by_lang": {k: v["accuracy"] for k, v in dev["by_lang"].items()}}
@@ -210,9 +210,9 @@ def dev_summary(models_dir: Path, data_dir: Path = DATA) -> dict:
 
 def evaluate_chat(models_dir: Path, data_dir: Path = DATA, test: bool = False, lib_dir: Path | None = None,
                   holdout: bool = False) -> dict:
-    from bot.commands.ask import build_router
+    from bot.loader import chat_router
 
-    router = build_router(models_dir)
+    router = chat_router(models_dir)
     report: dict = {"measured_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
                     "command": "python -m training.evaluate_chat" + (" --test" if test else "")
                     + (" --holdout" if holdout else "")

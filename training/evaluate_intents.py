@@ -10,9 +10,9 @@ import numpy as np
 
 
 def evaluate_intents(models_dir: Path, eval_file: Path) -> dict:
-    from bot.commands.ask import build_router
+    from bot.loader import chat_router
 
-    router = build_router(models_dir)
+    router = chat_router(models_dir)
     data = json.loads(eval_file.read_text(encoding="utf-8"))
     in_scope = data.get("in_scope", [])
     replies = [router.answer(item["text"], lang=item["lang"]) for item in in_scope]

@@ -8,25 +8,11 @@ from __future__ import annotations
 import json
 import sys
 
-from inference.intents import IntentModel
-from inference.manifest import ManifestError, load_manifest
-
-from ..chat import ChatRouter
-from ..knowledge import load_knowledge
-
-
-def build_router(models_dir) -> ChatRouter:
-    # The chat gates nothing: it only quotes the gating table, and says so when the image side has not fitted it.
-    manifest = load_manifest(models_dir, require_gating=False)
-    return ChatRouter(load_knowledge(), IntentModel.from_manifest(manifest), manifest)
+from ..loader import load_models
 
 
 def run_ask(args, settings) -> int:
-    try:
-        router = build_router(settings.models_dir)
-    except ManifestError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    router = load_models(settings, images=False).router
     questions = [" ".join(args.text)] if args.text else (line.rstrip("\n") for line in sys.stdin)
     context = None
     for question in questions:

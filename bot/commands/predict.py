@@ -9,10 +9,10 @@ from pathlib import Path
 
 from inference.cascade import Cascade, CascadeResult
 from inference.errors import InputRejected
-from inference.manifest import ManifestError
 from inference.picture import PictureAnalysis, analyse_picture
 from inference.scan import load_scan
 
+from ..loader import load_models
 from ..messages import t
 from ..render import picture_html, to_plain
 
@@ -64,15 +64,11 @@ def _result_fields(result: CascadeResult) -> dict:
 
 
 def run_predict(args, settings) -> int:
-    try:
-        cascade = Cascade.from_dir(settings.models_dir)
-    except ManifestError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    models = load_models(settings)
     heatmap_dir = Path(args.heatmap) if args.heatmap else None
     successes = 0
     for path in args.files:
-        record, analysis, warnings = _record(path, cascade, heatmap_dir)
+        record, analysis, warnings = models.run(_record, path, models.cascade, heatmap_dir)
         successes += record["ok"]
         if args.json:
             print(json.dumps(record, ensure_ascii=False), flush=True)
@@ -80,4 +76,5 @@ def run_predict(args, settings) -> int:
             print(f"== {path} ({record['latency_ms']:.0f} ms)\n{to_plain(picture_html(analysis, 'en', warnings))}\n")
         else:
             print(f"== {path}: cannot analyse: {record['error']}", file=sys.stderr)
+    models.close()
     return 0 if successes else 1

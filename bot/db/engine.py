@@ -25,17 +25,20 @@ from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import (ArgumentError, DataError, DBAPIError, IntegrityError, InvalidRequestError,
+                            NoSuchModuleError, OperationalError)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from inference.errors import ConfigurationError
+
 from ..retry import LOG_WRITE, LOG_WRITE_RETRIES, RetryCallState, failure
+from .migrate import MIGRATIONS_DIR
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Write = Callable[[AsyncSession], Awaitable[T]]
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 BUSY_TIMEOUT_MS = 5000
 REPLAY_EVERY_S = 5.0
 # The database (or the way to it) failed: worth retrying, then queueing. PoolTimeout: every
@@ -72,14 +75,32 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+class DatabaseURLError(ConfigurationError):
+    """DATABASE_URL cannot be parsed, names no installed driver, or points where no file can be made."""
+
+
+def _engine(url: str) -> AsyncEngine:
+    """The async engine for `url`; the error names the setting and the dialect, never the URL (it may hold a password)."""
+    try:
+        parsed = make_url(url)
+        path = sqlite_file(url)
+        if path is not None and parsed.query.get("mode") != "ro":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return create_async_engine(url, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+    except (NoSuchModuleError, InvalidRequestError) as exc:
+        raise DatabaseURLError(f"DATABASE_URL names a driver that cannot be used here ({exc})") from None
+    except ArgumentError:
+        raise DatabaseURLError("DATABASE_URL is not a database URL (expected e.g. sqlite+aiosqlite:///path/to/file.db "
+                               "or postgresql+asyncpg://user@host/db)") from None
+    except OSError as exc:
+        raise DatabaseURLError(f"DATABASE_URL: the folder for the SQLite file cannot be created ({exc.strerror})") from None
+
+
 class Database:
     def __init__(self, url: str, retries: int = LOG_WRITE_RETRIES, backoff_s: float = LOG_WRITE.first_s,
                  queue_limit: int = 10_000, replay_s: float = REPLAY_EVERY_S) -> None:
         self.url = url
-        path = sqlite_file(url)
-        if path is not None and make_url(url).query.get("mode") != "ro":
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        self.engine: AsyncEngine = _engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

@@ -10,9 +10,10 @@ import asyncio
 import os
 import re
 import sys
+from importlib.resources import files
 from pathlib import Path
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+MIGRATIONS_DIR = Path(str(files("bot"))) / "migrations"
 
 
 def head_revision() -> str:

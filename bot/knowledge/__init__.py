@@ -12,17 +12,22 @@ import json
 import logging
 from dataclasses import dataclass, field
 from enum import StrEnum
+from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-HERE = Path(__file__).parent
+from inference.errors import ConfigurationError
+
+HERE = Path(str(files(__name__)))  # package data, wherever the package is installed
 KNOWLEDGE_FILE = HERE / "intents.json"
 TAXONOMY_FILE = HERE / "taxonomy.json"
 QUESTIONS_FILE = HERE / "questions.json"
 RED_FLAGS_FILE = HERE / "red_flags.json"
 TOPICS_DIR = HERE / "topics"
+LEXICON_FILE = HERE / "lexicon.json"
+CUES_FILE = HERE / "question_cues.json"
 LANGS = ("es", "en")
 
 log = logging.getLogger(__name__)
@@ -190,6 +195,8 @@ class KnowledgeBase:
     topics: dict[Topic, TopicFile] = field(default_factory=dict)
     phrasings: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)  # question -> lang -> texts
     red_flags: dict = field(default_factory=dict)  # raw red_flags.json, compiled by bot.nlu.safety
+    lexicon: dict = field(default_factory=dict)  # raw lexicon.json: the router's extra topic names and markers
+    question_cues: dict = field(default_factory=dict)  # raw question_cues.json, compiled by bot.nlu.questions
 
     def training_samples(self) -> list[tuple[str, str, str]]:
         """(text, lang, label) for the classifier: question phrasings plus the small intents' patterns."""
@@ -234,29 +241,58 @@ def load_topic_files(directory: Path = TOPICS_DIR) -> dict[Topic, TopicFile]:
     """Every topic file that exists (writers add them over time); an invalid one raises."""
     topics: dict[Topic, TopicFile] = {}
     for path in sorted(directory.glob("*.json")):
-        file = TopicFile.model_validate_json(path.read_text(encoding="utf-8"))
+        try:
+            file = TopicFile.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValidationError as exc:
+            raise KnowledgeError(f"topic file {path}: {_one_line(exc)}") from None
         if file.topic.value != path.stem:
-            raise ValueError(f"{path.name} declares topic {file.topic!r}")
+            raise KnowledgeError(f"topic file {path} declares topic {file.topic.value!r}")
         topics[file.topic] = file
     return topics
 
 
-def load_knowledge(path: Path = KNOWLEDGE_FILE, topics_dir: Path = TOPICS_DIR) -> KnowledgeBase:
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    meta = raw.get("meta", {})
-    phrasings = {}
-    if QUESTIONS_FILE.exists():
-        questions = json.loads(QUESTIONS_FILE.read_text(encoding="utf-8"))["questions"]
-        phrasings = {q: {lang: tuple(v) for lang, v in by_lang.items()} for q, by_lang in questions.items()}
-    red_flags = json.loads(RED_FLAGS_FILE.read_text(encoding="utf-8")) if RED_FLAGS_FILE.exists() else {}
-    taxonomy = Taxonomy.model_validate_json(TAXONOMY_FILE.read_text(encoding="utf-8")) if TAXONOMY_FILE.exists() else None
-    return KnowledgeBase(
-        intents={item["tag"]: _intent(item) for item in raw["intents"]},
-        sources=meta.get("sources", {}),
-        allowed_link_domains=tuple(meta.get("allowed_link_domains", ())),
-        meta=meta,
-        taxonomy=taxonomy,
-        topics=load_topic_files(topics_dir) if topics_dir.exists() else {},
-        phrasings=phrasings,
-        red_flags=red_flags,
-    )
+class KnowledgeError(ConfigurationError):
+    """A knowledge file is missing or malformed: the chat cannot start without it (least of all the red flags)."""
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise KnowledgeError(f"knowledge file {path} cannot be read ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise KnowledgeError(f"knowledge file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+
+def load_knowledge(directory: Path = HERE) -> KnowledgeBase:
+    """Every knowledge file of `directory`, validated; a missing or malformed one raises KnowledgeError naming it."""
+    raw = _read_json(directory / KNOWLEDGE_FILE.name)
+    questions = _read_json(directory / QUESTIONS_FILE.name)["questions"]
+    phrasings = {q: {lang: tuple(v) for lang, v in by_lang.items()} for q, by_lang in questions.items()}
+    red_flags = _read_json(directory / RED_FLAGS_FILE.name)
+    if not {"acute", "defusers", "categories"} <= set(red_flags):
+        raise KnowledgeError(f"knowledge file {directory / RED_FLAGS_FILE.name} lacks 'acute', 'defusers' or 'categories'")
+    try:
+        taxonomy = Taxonomy.model_validate(_read_json(directory / TAXONOMY_FILE.name))
+        meta = raw.get("meta", {})
+        return KnowledgeBase(
+            intents={item["tag"]: _intent(item) for item in raw["intents"]},
+            sources=meta.get("sources", {}),
+            allowed_link_domains=tuple(meta.get("allowed_link_domains", ())),
+            meta=meta,
+            taxonomy=taxonomy,
+            topics=load_topic_files(directory / TOPICS_DIR.name),
+            phrasings=phrasings,
+            red_flags=red_flags,
+            lexicon=_read_json(directory / LEXICON_FILE.name),
+            question_cues=_read_json(directory / CUES_FILE.name),
+        )
+    except (KeyError, TypeError, ValidationError) as exc:
+        raise KnowledgeError(f"knowledge base is malformed: {_one_line(exc)}") from None
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{exc.title}: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+    return f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)

@@ -7,15 +7,13 @@ masked exactly as at serving time.
 
 from __future__ import annotations
 
-import json
 import re
 
 from inference.intents import IntentGuess, IntentModel
 
-from ..knowledge import BOT_QUESTIONS, HERE, Question
+from ..knowledge import BOT_QUESTIONS, Question
 from .topics import MASK, TopicFinder, TopicMatch
 
-CUES_FILE = HERE / "question_cues.json"
 # Small intents about using the bot: a cue for one of the bot's own questions ("which images can you read?") wins.
 BOT_INTENTS = frozenset({"how_to_send", "capabilities", "tumor_types_detected", "how_ai_works", "delete_data"})
 
@@ -34,9 +32,9 @@ class QuestionClassifier:
     contrast one. The net alone decides among the small intents and when nothing is cued.
     """
 
-    def __init__(self, model: IntentModel, cues_file=CUES_FILE) -> None:
+    def __init__(self, model: IntentModel, cues: dict) -> None:
         self.model = model
-        raw = json.loads(cues_file.read_text(encoding="utf-8")) if cues_file.exists() else {"cues": {}, "precedence": []}
+        raw = cues or {"cues": {}, "precedence": []}
         self.cues = {Question(q): tuple(re.compile(p) for p in patterns) for q, patterns in raw["cues"].items()}
         order = [Question(q) for q in raw.get("precedence", [])]
         self.precedence = order + [q for q in self.cues if q not in order]

@@ -7,15 +7,13 @@ question words ("contrast", "t1", "report") stay visible to the classifier.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from inference.text import _FUNCTION_WORDS, stem
 
-from ..knowledge import HERE, LANGS, KnowledgeBase, Topic
+from ..knowledge import LANGS, KnowledgeBase, Topic
 from .normalize import TypoRepair, normalize
 
-EXTRA_LEXICON = HERE / "lexicon.json"
 # A term of the other language counts only when it cannot be an ordinary word here ("son" is Spanish for "are").
 CROSS_LANGUAGE_MIN_CHARS = 6
 
@@ -123,8 +121,8 @@ def _lexicon_terms(kb: KnowledgeBase):
         for lang, terms in file.lexicon.items():
             for term in terms:
                 yield topic, lang.value, term, False
-    if EXTRA_LEXICON.exists():
-        extra = json.loads(EXTRA_LEXICON.read_text(encoding="utf-8"))
+    if kb.lexicon:
+        extra = kb.lexicon
         for section, marker in (("topics", False), ("markers", True)):
             for topic, by_lang in extra.get(section, {}).items():
                 if Topic(topic) in kb.topics:
