@@ -40,8 +40,9 @@ def sample_files(n: int) -> list[bytes]:
     data = REPO.parent / "shared" / "data"
     files = sorted((data / "mri" / "kaggle4" / "Testing").rglob("*.jpg"))[:: 37][:n]
     if not files:
-        from PIL import Image
         import io
+
+        from PIL import Image
 
         out = []
         for i in range(n):

@@ -366,7 +366,7 @@ async def stop_process(proc: asyncio.subprocess.Process) -> str:
     try:
         await asyncio.wait_for(proc.wait(), SHUTDOWN_TIMEOUT_S)
         return f"SIGTERM, exit {proc.returncode}"
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         return f"did not stop within {SHUTDOWN_TIMEOUT_S:.0f}s of SIGTERM: killed"
@@ -398,7 +398,7 @@ async def stop_profiler(proc: asyncio.subprocess.Process, out: Path) -> str:
         proc.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
     try:
         _, err = await asyncio.wait_for(proc.communicate(), 60)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         return "py-spy did not stop; killed"

@@ -6,8 +6,16 @@ import logging
 
 from telegram import BotCommand, Update
 from telegram.constants import FloodLimit
-from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler,
-                          MessageHandler, TypeHandler, filters)
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from .handlers import callbacks, commands, errors, gate, images, other, text
 from .logging_setup import configure_logging

@@ -16,7 +16,7 @@ from inference.manifest import Manifest
 from inference.text import fold, tokens
 
 from .accuracy import accuracy_by_sequence
-from .chat_context import ChatContext, TYPE_TOPICS
+from .chat_context import TYPE_TOPICS, ChatContext
 from .knowledge import BOT_QUESTIONS, MRI_QUESTIONS, Cell, Intent, KnowledgeBase, Link, Question, Topic
 from .messages import has, percent, t
 from .nlu.language import LanguageGuesser
@@ -107,7 +107,7 @@ def accuracy_values(manifest: Manifest, lang: str) -> dict[str, str]:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class ChatRouter:
@@ -283,7 +283,7 @@ class ChatRouter:
     def _cells(self, topics: tuple[Topic, ...], question: Question, lang: str, confidence: float,
                ctx: ChatContext, now: dt.datetime) -> Reply:
         topics = topics[:MAX_COMPARED]
-        parts, links, sources = [], [], []
+        parts, links = [], []
         for topic in topics:
             cell = self.resolve(topic, question)
             if cell is None:

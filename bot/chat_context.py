@@ -43,7 +43,7 @@ class ChatContext:
     image: ImageResult | None = None
     chosen_language: str | None = None  # set by /lang; never expires (it is a preference, not context)
 
-    def fresh(self, now: dt.datetime) -> "ChatContext":
+    def fresh(self, now: dt.datetime) -> ChatContext:
         """The context without the parts older than CONTEXT_TTL."""
         out = self
         if out.topic_at is not None and now - out.topic_at > CONTEXT_TTL:
@@ -52,10 +52,10 @@ class ChatContext:
             out = replace(out, image=None)
         return out
 
-    def with_topic(self, topic: Topic, now: dt.datetime, question: Question | None = None) -> "ChatContext":
+    def with_topic(self, topic: Topic, now: dt.datetime, question: Question | None = None) -> ChatContext:
         return replace(self, topic=topic, topic_at=now, topic_source=TopicSource.TEXT, question=question)
 
-    def with_image(self, verdict: str, tumor_type: str | None, sequence: str | None, now: dt.datetime) -> "ChatContext":
+    def with_image(self, verdict: str, tumor_type: str | None, sequence: str | None, now: dt.datetime) -> ChatContext:
         """An image reply: the result, and its tumour type as the topic ("meningioma likely" → meningioma)."""
         topic = TYPE_TOPICS.get(tumor_type or "")
         out = replace(self, image=ImageResult(verdict, tumor_type, sequence, now))

@@ -69,6 +69,7 @@ def _run(argv: list[str] | None) -> int:
     if command in ("train", "evaluate"):
         try:
             import tensorflow  # noqa: F401
+
             from training import cli as training_cli
         except ImportError:
             print(TRAIN_EXTRA_HINT, file=sys.stderr)

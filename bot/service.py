@@ -53,11 +53,11 @@ class Assistant:
         self.shared = SharedState(db)
 
     @classmethod
-    def from_models(cls, settings: Settings, models: Models, db: Database) -> "Assistant":
+    def from_models(cls, settings: Settings, models: Models, db: Database) -> Assistant:
         return cls(settings, models.cascade, models.router, db, models.pool)
 
     @classmethod
-    async def create(cls, settings: Settings) -> "Assistant":
+    async def create(cls, settings: Settings) -> Assistant:
         """Load the models (bot/loader.py) and open (and migrate) the database, once per process."""
         models = await asyncio.get_running_loop().run_in_executor(None, load_models, settings)
         db = Database(settings.database_url)

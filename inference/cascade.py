@@ -143,7 +143,7 @@ class Cascade:
         self.versions = {name: spec.version for name, spec in self.specs.items()}
 
     @classmethod
-    def from_dir(cls, models_dir: Path, num_threads: int = 1) -> "Cascade":
+    def from_dir(cls, models_dir: Path, num_threads: int = 1) -> Cascade:
         return cls(load_manifest(models_dir), num_threads=num_threads)
 
     def tensor_for(self, name: str, image: Image.Image) -> np.ndarray:

@@ -181,7 +181,8 @@ def _decode(data: bytes, frame: int | None) -> DicomSlice:
             raise InputRejected("dicom_corrupt", "the file could not be read as DICOM (no SOP Class, no image)")
         if "Image Storage" in UID(sop).name or "Rows" in ds:
             raise InputRejected("dicom_no_pixels", "the DICOM image has no Pixel Data element; the file may be truncated")
-        raise InputRejected("dicom_no_pixels", "the DICOM file has no image (no Pixel Data element); it may be a report or a structured document")
+        raise InputRejected("dicom_no_pixels", "the DICOM file has no image (no Pixel Data element); "
+                                               "it may be a report or a structured document")
 
     ts = _transfer_syntax(ds)
     ts_name = _syntax_name(ts)
@@ -190,14 +191,16 @@ def _decode(data: bytes, frame: int | None) -> DicomSlice:
     if rows is None or columns is None or rows <= 0 or columns <= 0:
         raise InputRejected("dicom_corrupt", "the DICOM file lacks valid Rows/Columns for its image")
     if rows * columns > MAX_FRAME_PIXELS:
-        raise InputRejected("too_many_pixels", f"the DICOM image is {columns}x{rows} pixels; the limit is {MAX_FRAME_PIXELS // 1_000_000} megapixels")
+        raise InputRejected("too_many_pixels", f"the DICOM image is {columns}x{rows} pixels; "
+                                               f"the limit is {MAX_FRAME_PIXELS // 1_000_000} megapixels")
     frames = _int_attr(ds, "NumberOfFrames")
     frames = frames if frames is not None and frames >= 1 else 1
 
     if frame is None:
         index = frames // 2
     elif isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < frames:
-        raise InputRejected("dicom_bad_frame", f"frame {frame!r} does not exist; the file has {frames} frame(s), numbered 0 to {frames - 1}")
+        raise InputRejected("dicom_bad_frame", f"frame {frame!r} does not exist; "
+                                               f"the file has {frames} frame(s), numbered 0 to {frames - 1}")
     else:
         index = frame
 

@@ -90,7 +90,8 @@ def decode_image(data: bytes) -> DecodedImage:
                 raise InputRejected("unsupported_format", f"{fmt} pictures are not supported; send JPEG or PNG")
             width, height = img.size
             if width * height > MAX_PIXELS:
-                raise InputRejected("too_many_pixels", f"the picture is {width}x{height} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels")
+                raise InputRejected("too_many_pixels", f"the picture is {width}x{height} pixels; "
+                                                       f"the limit is {MAX_PIXELS // 1_000_000} megapixels")
             if getattr(img, "is_animated", False) and getattr(img, "n_frames", 1) > 1:
                 raise InputRejected("animated", "animated pictures are not supported; send a single still image")
             source_mode = img.mode

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import numpy as np
-
 from .calibration import softmax
 from .manifest import Manifest, ModelSpec
 from .runtime import TFLiteModel
@@ -29,7 +27,7 @@ class IntentModel:
         self.threshold = spec.thresholds["min_confidence"]
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest) -> "IntentModel":
+    def from_manifest(cls, manifest: Manifest) -> IntentModel:
         return cls(manifest["intents"])
 
     def probabilities(self, text: str, lang: str) -> dict[str, float] | None:

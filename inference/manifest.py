@@ -43,7 +43,7 @@ class Gate:
     min_type_confidence: float | None = None
 
     @classmethod
-    def closed(cls) -> "Gate":
+    def closed(cls) -> Gate:
         """A kind of slice with no validated data: neither answer is allowed."""
         return cls(name_type=False, trust_no_tumor=False)
 
@@ -65,7 +65,7 @@ class Gating:
         return f"{sequence}/{plane}"
 
     @classmethod
-    def from_raw(cls, raw: dict, where: Path) -> "Gating":
+    def from_raw(cls, raw: dict, where: Path) -> Gating:
         try:
             cells = {
                 k: Gate(name_type=bool(v["name_type"]), trust_no_tumor=bool(v["trust_no_tumor"]),

@@ -175,7 +175,7 @@ class Vocabulary:
         return {"features": list(self.features), "words": {k: list(v) for k, v in self.words.items()}}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Vocabulary":
+    def from_json(cls, data: dict) -> Vocabulary:
         return cls(tuple(data["features"]), {k: tuple(v) for k, v in data["words"].items()})
 
 

@@ -565,7 +565,7 @@ def parse_markdown_v2(text: str) -> tuple[str, list[dict]]:
                     out.entity("text_link", top[2], url=link)
                 i = j + 1
                 continue
-            raise bad_request(prefix + f"Character ']' is reserved and must be escaped with the preceding '\\'")
+            raise bad_request(prefix + "Character ']' is reserved and must be escaped with the preceding '\\'")
         if c == ">" and (i == 0 or text[i - 1] == "\n"):
             i += 1  # block quotation marker; quoted text is kept, entity omitted
             continue
@@ -632,7 +632,7 @@ def format_text(text: str, parse_mode: str | None, entities: list | None) -> tup
         return parse_markdown_v2(text)
     if mode == "markdown":
         return parse_markdown_legacy(text)
-    raise bad_request(f"unsupported parse_mode")
+    raise bad_request("unsupported parse_mode")
 
 
 # --------------------------------------------------------------------------- #
@@ -1539,7 +1539,7 @@ class FakeTelegram:
         if isinstance(value, str) and value.startswith("attach://"):
             part = value[len("attach://"):]
             if part not in call.files:
-                raise bad_request(f"wrong file identifier/HTTP URL specified")
+                raise bad_request("wrong file identifier/HTTP URL specified")
             return None, part, None
         if value is None and field in call.files:
             return None, field, None

@@ -71,7 +71,7 @@ class PostgresCluster:
                                       f"{(done.stderr or done.stdout).strip()[-600:]}")
         return done
 
-    def start(self) -> "PostgresCluster":
+    def start(self) -> PostgresCluster:
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust",
                   "-E", "UTF8", "--no-locale", "--no-sync")
         options = f"-h {self.host} -p {self.port} -k {self.base} {SERVER_OPTIONS}"
@@ -90,7 +90,7 @@ class PostgresCluster:
                            capture_output=True, timeout=60, cwd=self.base)
         shutil.rmtree(self.base, ignore_errors=True)
 
-    def create_database(self, prefix: str = "t") -> "PgDatabase":
+    def create_database(self, prefix: str = "t") -> PgDatabase:
         name = f"{prefix}_{os.getpid()}_{next(self._names)}"
         self._run(str(self.bindir / "createdb"), "-h", self.host, "-p", str(self.port), "-U", self.user, name)
         return PgDatabase(self, name)

@@ -82,7 +82,8 @@ DOCUMENTS = [
     ("jpeg_named_dcm", jpeg_bytes(brain_like()), "scan.dcm", "application/dicom", RESULT),
     ("plain_text_as_image", b"just some words, not pixels" * 10, "notes.png", "image/png", "dañada"),
     ("dicom_without_pixels", to_bytes(make_dataset(None)), "empty.dcm", "application/dicom", "no contiene imagen"),
-    ("dicom_truncated", to_bytes(make_dataset(np.asarray(brain_like(), dtype=np.uint16)))[:600], "cut.dcm", "application/dicom", "no contiene imagen"),
+    ("dicom_truncated", to_bytes(make_dataset(np.asarray(brain_like(), dtype=np.uint16)))[:600], "cut.dcm",
+     "application/dicom", "no contiene imagen"),
 ]
 
 

@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.accuracy import accuracy_by_sequence
 from bot.chat_context import ChatContext
-from bot.loader import chat_router
 from bot.knowledge import Question, Topic
+from bot.loader import chat_router
 from bot.settings import Settings
 
 HELD_OUT = Path(__file__).with_name("data") / "intents_eval.json"

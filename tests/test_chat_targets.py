@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bot.loader import chat_router
-from training.evaluate_chat import (DATA, _load, score_dev, score_dialogues, score_false_alarms, score_out_of_scope,
-                                    score_red_flags)
+from training.evaluate_chat import DATA, _load, score_dev, score_dialogues, score_false_alarms, score_out_of_scope, score_red_flags
 
 
 @pytest.fixture(scope="module")

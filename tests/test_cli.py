@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from .conftest import REPO, jpeg_bytes, landscape_photo, pick
 
 PREDICT_KEYS = {"file", "ok", "error", "mri_probability", "tumor_probability", "type_probabilities",

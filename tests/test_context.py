@@ -8,13 +8,13 @@ import datetime as dt
 import pytest
 
 from bot.chat_context import CONTEXT_TTL, ChatContext
-from bot.loader import chat_router
 from bot.db.context import ContextStore
 from bot.db.engine import Database
 from bot.db.log import ConversationLog, Row
 from bot.knowledge import Question, Topic
+from bot.loader import chat_router
 
-NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")

@@ -34,8 +34,9 @@ def test_mixed_variants_are_reproducible_and_end_as_a_recompressed_photo(scan):
 
 
 def test_degraded_pictures_still_pass_the_input_validation(scan):
-    from inference.imaging import decode_image
     import io
+
+    from inference.imaging import decode_image
 
     for seed in range(5):
         buf = io.BytesIO()

@@ -106,7 +106,7 @@ async def stop(bot: Bot) -> int:
     await terminate(bot.proc)
     try:
         await asyncio.wait_for(bot.drain, 10)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         bot.drain.cancel()
     return bot.proc.returncode
 

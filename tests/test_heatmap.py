@@ -78,8 +78,9 @@ def test_the_overlay_has_the_scan_size_ratio_a_scale_and_a_caption(cascade, tumo
 
 
 def test_predict_writes_heatmap_pngs(tmp_path, tumour_scans):
-    from .test_cli import cli
     import json
+
+    from .test_cli import cli
 
     path = tumour_scans[0][0]
     out = cli("predict", "--json", "--heatmap", str(tmp_path / "maps"), str(path))

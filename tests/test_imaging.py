@@ -8,6 +8,8 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from inference.errors import InputRejected
@@ -100,8 +102,6 @@ def test_to_tensor_pads_to_a_black_square_then_resizes():
     assert tensor.shape == (64, 64, 1) and tensor.dtype == np.uint8
     assert tensor[0, 32, 0] == 0 and tensor[32, 32, 0] == 200
 
-
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.knowledge import (LANGS, QUESTIONS_FILE, TAXONOMY_FILE, TOPICS_DIR, Question, Taxonomy, Topic, TopicFile,
-                           load_knowledge)
+from bot.knowledge import LANGS, QUESTIONS_FILE, TAXONOMY_FILE, TOPICS_DIR, Question, Taxonomy, Topic, TopicFile, load_knowledge
 from bot.messages import CATALOGUE_FILES, _catalogue
 from inference.text import fold
 

@@ -136,7 +136,7 @@ def test_odd_sizes_do_not_crash(size):
 def test_a_phone_sized_photo_is_located_quickly(scans):
     """Budget: 15 ms on a 1280-px photo on an idle core (asserted loosely: the CI CPU is shared)."""
     photos = []
-    for i, scan in enumerate(scans[:10]):
+    for scan in scans[:10]:
         picture = Image.new("RGB", (1280, 960), BACKGROUNDS["desk"])
         picture.paste(scan.convert("RGB").resize((800, 800)), (240, 80))
         photos.append(picture)

@@ -53,7 +53,7 @@ async def test_a_conversation_with_a_big_telegram_id_is_logged_in_postgresql(pg_
     assert "glioma" in reply.text.lower()
     await asyncio.sleep(0.3)
     [(consent,)] = await database.fetch("SELECT consent_at FROM users WHERE telegram_id = $1", BIG_ID)
-    assert consent.tzinfo is not None and abs(dt.datetime.now(dt.timezone.utc) - consent) < dt.timedelta(minutes=5)
+    assert consent.tzinfo is not None and abs(dt.datetime.now(dt.UTC) - consent) < dt.timedelta(minutes=5)
     rows = await database.fetch("SELECT m.direction, m.kind FROM messages m JOIN users u ON u.id = m.user_id "
                                 "WHERE u.telegram_id = $1 ORDER BY m.id", BIG_ID)
     assert rows[0] == ("in", "command") and ("out", "answer") in rows

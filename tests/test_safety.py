@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.loader import chat_router
 from bot.knowledge import load_knowledge
+from bot.loader import chat_router
 from bot.nlu.normalize import normalize
 from bot.nlu.safety import RedFlag, SafetyLayer
 

@@ -307,7 +307,7 @@ async def test_saveyourlife_serve_with_two_workers_takes_telegrams_webhook_calls
                 proc.send_signal(signal.SIGTERM)
                 try:
                     await asyncio.wait_for(proc.wait(), 30)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     proc.kill()
                     await proc.wait()
     log = log_path.read_text(errors="replace")

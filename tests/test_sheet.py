@@ -97,7 +97,7 @@ def sheets(slices) -> list[tuple[Image.Image, list, int, list[str], int]]:
     """(sheet, true boxes, cols, source verdicts, seed) for every grid, from distinct slices."""
     out, used = [], 0
     seeds = small_jitter_seeds(len(GRIDS) * SHEETS_PER_GRID)
-    for n in range(SHEETS_PER_GRID):
+    for _ in range(SHEETS_PER_GRID):
         for rows, cols in GRIDS:
             chosen = slices[used:used + rows * cols]
             used += rows * cols

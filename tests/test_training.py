@@ -50,9 +50,9 @@ def test_lgg_slices_join_the_public_rows_with_their_sequence_and_each_patient_on
 
 
 def test_eye_labels_name_real_public_rows_with_known_values(data_dir):
-    from training.dataset import PLANES, SEQUENCES, SEQUENCE_LABELS_FILE
-
     import csv
+
+    from training.dataset import PLANES, SEQUENCE_LABELS_FILE, SEQUENCES
     labels = list(csv.DictReader(SEQUENCE_LABELS_FILE.open(), delimiter="\t"))
     paths = {r.path for r in read_manifest(data_dir, include_lgg=False)}
     assert len(labels) >= 800 and all(r["path"] in paths for r in labels)

@@ -44,7 +44,7 @@ def calibrate(data_dir: Path, workers: int = 2) -> dict:
     for source in sorted({r.source for r in rows}):
         picked = [m for r, m in zip(rows, measured) if r.source == source]
         values = {k: np.array([v[k] for v, _ in picked], dtype=float) for k in picked[0][0]}
-        pct = lambda k, q: round(float(np.nanpercentile(values[k], q)), 4)  # noqa: E731
+        pct = lambda k, q, values=values: round(float(np.nanpercentile(values[k], q)), 4)  # noqa: E731
         flagged = {reason: round(float(np.mean([reason in p for _, p in picked])), 4)
                    for reason in ("too_dark", "too_small", "too_blurry", "glare", "oblique", "head_cut_off")}
         report["by_source"][source] = {

@@ -50,8 +50,8 @@ PLANES = ("axial", "coronal", "sagittal")
 
 def audited_not_mri() -> set[str]:
     """Paths the published labels call brain MRI but that were confirmed by eye to be head CT."""
-    lines = [l for l in AUDIT_FILE.read_text().splitlines() if l and not l.startswith("#")]
-    return {l.split("\t")[0] for l in lines[1:]}
+    lines = [line for line in AUDIT_FILE.read_text().splitlines() if line and not line.startswith("#")]
+    return {line.split("\t")[0] for line in lines[1:]}
 
 
 def apply_audit(rows: list[Row], ct_paths: set[str]) -> list[Row]:

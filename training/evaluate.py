@@ -18,8 +18,8 @@ import numpy as np
 from inference.manifest import load_manifest
 from inference.runtime import TFLiteModel
 
-from .dataset import build_cache, read_manifest
 from . import manifest_io
+from .dataset import build_cache, read_manifest
 from .gating import fit_gating, validation_rows
 from .photo_variants import validation_with_copies
 from .report import evaluate_task, write_reports

@@ -108,7 +108,7 @@ def turn_resolved(expect: dict, reply) -> bool:
 
 
 def score_dialogues(router, dialogues: list[dict]) -> dict:
-    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     turns, dialogue_ok, failed = [], [], []
     for d in dialogues:
         results = [(e, r, turn_resolved(e, r)) for e, r in run_dialogue(router, d, now)]
@@ -213,7 +213,7 @@ def evaluate_chat(models_dir: Path, data_dir: Path = DATA, test: bool = False, l
     from bot.loader import chat_router
 
     router = chat_router(models_dir)
-    report: dict = {"measured_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+    report: dict = {"measured_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
                     "command": "python -m training.evaluate_chat" + (" --test" if test else "")
                     + (" --holdout" if holdout else "")
                     + (f" --languages {lib_dir}" if lib_dir else "")}

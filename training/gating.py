@@ -25,7 +25,7 @@ from inference.cascade import Verdict
 from inference.manifest import Gating
 
 from .dataset import PLANES, SEQUENCES, TYPE_LABELS, Row, read_manifest
-from .served import Served, is_tumour, named_right
+from .served import Served, is_tumour
 from .tasks import MIN_LEARNED_MASK_PX
 
 MIN_DETECTOR_SENSITIVITY = 0.97

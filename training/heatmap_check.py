@@ -40,12 +40,12 @@ def _figures(heat: np.ndarray, mask: np.ndarray) -> tuple[float, bool]:
 
 
 def _random_detector(spec) -> object:
+    import keras
+
     from inference.runtime import TFLiteModel
 
     from .export import convert
     from .models import image_classifier
-
-    import keras
 
     keras.utils.set_random_seed(1234)  # one fixed draw of random weights, so the control is the same each run
     arch = spec.extra["training"]["architecture"]

@@ -26,7 +26,7 @@ def update_manifest_entry(models_dir: Path, name: str, entry: dict, content: byt
     entry = dict(entry)
     entry["sha256"] = hashlib.sha256(content).hexdigest()
     entry["bytes"] = len(content)
-    entry["trained_at"] = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    entry["trained_at"] = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     manifest["models"][name] = entry
     manifest["updated_at"] = entry["trained_at"]
     if entry.get("kind") == "image":

@@ -9,7 +9,6 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-
 # Faster-moving BatchNorm statistics: with the Keras default (0.99) validation accuracy swung between
 # 0.50 and 0.95 from one epoch to the next in our first runs, because the moving averages lagged the weights.
 BN_MOMENTUM = 0.9

@@ -55,7 +55,7 @@ def render(results: dict, without_lgg: dict | None) -> str:
         h = m["headline"]
         points = m.get("operating_point_by_source", {})
 
-        def at_threshold(source: str) -> str:
+        def at_threshold(source: str, points: dict = points) -> str:
             point = points.get(source) or {}
             parts = [f"{short} {pct(point[key])}" for key, short in (("sensitivity", "sens"), ("specificity", "spec"))
                      if point.get(key) is not None]

@@ -11,9 +11,19 @@ import numpy as np
 from inference.calibration import softmax
 
 from .dataset import Row
-from .metrics import (abstention_band, binary_operating_point, classification_report, confidence_threshold,
-                      coverage_at, expected_calibration_error, fit_temperature, reliability_bins, sens_spec)
+from .metrics import (
+    abstention_band,
+    binary_operating_point,
+    classification_report,
+    confidence_threshold,
+    coverage_at,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_bins,
+    sens_spec,
+)
 from .tasks import ImageTask
+
 
 def _binary_thresholds(task: ImageTask, p_val: np.ndarray, y_val: np.ndarray) -> dict:
     point = binary_operating_point(p_val, y_val, task.min_sensitivity, task.min_specificity)

@@ -37,7 +37,8 @@ def _from_row(row: ChatContextRow | None) -> ChatContext:
 def _values(ctx: ChatContext) -> dict:
     image = ctx.image
     return {"topic": ctx.topic.value if ctx.topic else None, "topic_source": ctx.topic_source.value,
-            "topic_at": ctx.topic_at, "question": ctx.question.value if ctx.question else None, "image_verdict": image.verdict if image else None,
+            "topic_at": ctx.topic_at, "question": ctx.question.value if ctx.question else None,
+            "image_verdict": image.verdict if image else None,
             "image_tumor_type": image.tumor_type if image else None,
             "image_sequence": image.sequence if image else None, "image_at": image.at if image else None,
             "chosen_language": ctx.chosen_language, "updated_at": utcnow()}

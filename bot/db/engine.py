@@ -25,8 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import (ArgumentError, DataError, DBAPIError, IntegrityError, InvalidRequestError,
-                            NoSuchModuleError, OperationalError)
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, InvalidRequestError, NoSuchModuleError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 

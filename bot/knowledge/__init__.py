@@ -215,7 +215,7 @@ class KnowledgeBase:
         answer = file.answers.get(question) if file else None
         if answer is None:
             return None
-        links = {lang.value: Link(l.title, l.url) for lang, l in answer.links.items() if self.link_allowed(l.url)}
+        links = {lang.value: Link(ln.title, ln.url) for lang, ln in answer.links.items() if self.link_allowed(ln.url)}
         return Cell(topic, question, {"es": answer.es, "en": answer.en}, tuple(answer.sources), links)
 
     def topic_name(self, topic: Topic, lang: str) -> str:
@@ -231,7 +231,7 @@ def _intent(item: dict) -> Intent:
         patterns={lang: tuple(v) for lang, v in item.get("patterns", {}).items()},
         responses={lang: tuple(v) for lang, v in item.get("responses", {}).items()},
         sources=tuple(item.get("sources", ())),
-        links={lang: tuple(Link(l["title"], l["url"]) for l in v) for lang, v in item.get("links", {}).items()},
+        links={lang: tuple(Link(ln["title"], ln["url"]) for ln in v) for lang, v in item.get("links", {}).items()},
         follow_ups=tuple(item.get("follow_ups", ())),
         cell=item.get("cell"),
     )

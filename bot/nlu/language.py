@@ -13,9 +13,7 @@ import math
 import re
 from collections import Counter
 
-from inference.text import fold
-
-from inference.text import _FUNCTION_WORDS, _STEMMERS, tokens
+from inference.text import _FUNCTION_WORDS, _STEMMERS, fold, tokens
 
 from ..knowledge import LANGS, KnowledgeBase
 

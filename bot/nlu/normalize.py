@@ -13,7 +13,8 @@ MAX_CHARS = 4096  # a whole Telegram message: a red flag at its end still counts
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 _REPEATS = re.compile(r"([a-z])\1{2,}")
 # "can't" folds to "can t": join the pieces so one spelling serves with and without the apostrophe.
-_CONTRACTIONS = re.compile(r"\b(can|isn|won|don|doesn|didn|wasn|aren|couldn|wouldn|shouldn|haven|hasn|ain|weren|i|he|she|it|that|there|what|you|we|they|let)\s+(t|s|m|re|ve|ll|d)\b")
+_CONTRACTIONS = re.compile(r"\b(can|isn|won|don|doesn|didn|wasn|aren|couldn|wouldn|shouldn|haven|hasn|ain|weren"
+                           r"|i|he|she|it|that|there|what|you|we|they|let)\s+(t|s|m|re|ve|ll|d)\b")
 
 
 def normalize(text: str) -> str:
