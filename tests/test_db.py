@@ -196,7 +196,7 @@ async def test_the_rate_limit_holds_across_workers_even_when_checks_race(two_wor
 
 async def test_the_rate_window_slides(two_workers):
     a, b = two_workers
-    t0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+    t0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
     assert await a.hit(5, "image", 2, 60.0, now=t0) == 0.0
     assert await b.hit(5, "image", 2, 60.0, now=t0 + dt.timedelta(seconds=10)) == 0.0
     wait = await a.hit(5, "image", 2, 60.0, now=t0 + dt.timedelta(seconds=20))

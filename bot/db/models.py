@@ -10,12 +10,12 @@ from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:
     """Aware UTC, whatever came in (naive values are taken as UTC)."""
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class UTCDateTime(TypeDecorator):
