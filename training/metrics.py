@@ -1,4 +1,7 @@
-"""Metrics, temperature scaling and abstention thresholds, in plain numpy."""
+"""Metrics (scikit-learn), temperature scaling and abstention thresholds.
+
+ECE, reliability bins and the operating-point searches have no scikit-learn equivalent and stay in numpy.
+"""
 
 from __future__ import annotations
 
@@ -8,30 +11,26 @@ from inference.calibration import softmax
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
-    m = np.zeros((n, n), dtype=np.int64)
-    np.add.at(m, (y_true, y_pred), 1)
-    return m
+    from sklearn.metrics import confusion_matrix
+
+    return confusion_matrix(y_true, y_pred, labels=np.arange(n))
 
 
 def classification_report(y_true: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:
+    """Per-class precision, recall and F1 (scikit-learn; an empty class scores 0), the confusion matrix and ECE."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
     y_pred = probs.argmax(1)
-    cm = confusion(y_true, y_pred, len(labels))
-    per_class = {}
-    f1s = []
-    for i, name in enumerate(labels):
-        tp = cm[i, i]
-        precision = tp / cm[:, i].sum() if cm[:, i].sum() else 0.0
-        recall = tp / cm[i, :].sum() if cm[i, :].sum() else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        f1s.append(f1)
-        per_class[name] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
-                           "f1": round(float(f1), 4), "support": int(cm[i, :].sum())}
+    classes = np.arange(len(labels))
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=classes, zero_division=0)
+    per_class = {name: {"precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
+                        "f1": round(float(f1[i]), 4), "support": int(support[i])} for i, name in enumerate(labels)}
     return {
         "n": int(len(y_true)),
-        "accuracy": round(float((y_pred == y_true).mean()), 4),
-        "macro_f1": round(float(np.mean(f1s)), 4),
+        "accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
+        "macro_f1": round(float(np.mean(f1)), 4),
         "per_class": per_class,
-        "confusion_matrix": cm.tolist(),
+        "confusion_matrix": confusion(y_true, y_pred, len(labels)).tolist(),
         "ece": round(expected_calibration_error(y_true, probs), 4),
     }
 
