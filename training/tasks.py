@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from .dataset import PLANES, SEQUENCES, TYPE_LABELS, Cache, Row
-
 
 IMAGE_SIZE = 128  # default input side; a task may set its own `size`
 
@@ -72,8 +71,9 @@ def _slice_kind_task(name: str, labels: tuple[str, ...], attribute: str) -> Imag
         widths=(24, 48, 96, 192),
         includes=lambda r: r.is_brain_mri and getattr(r, attribute) in labels,
         label_of=lambda r: labels.index(getattr(r, attribute)),
-        max_epochs=20,
-        patience=5,
+        # 20 epochs with patience 5 stopped while training accuracy was still rising (0.81; validation 0.71).
+        max_epochs=40,
+        patience=8,
         intensity_augment=False,
     )
 
