@@ -12,13 +12,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from .calibration import softmax
 from .imaging import DecodedImage, decode_image, to_tensor
-from .manifest import Gate, Gating, Manifest, ModelSpec, load_manifest
+from .manifest import Gate, Gating, Manifest, ManifestError, ModelSpec, load_manifest
 from .runtime import TFLiteModel
 
 IMAGE_MODELS = ("discriminator", "detector", "typer", "sequence", "plane")
@@ -73,7 +74,7 @@ class CascadeResult:
     plane: str | None = None
     plane_confidence: float = 0.0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["reasons"] = list(self.reasons)
         return out
@@ -100,8 +101,8 @@ def decide(mri_p: float, tumor_p: float, type_p: dict[str, float], th: dict[str,
     if tumor_p < det["band_high"]:
         return Verdict.INCONCLUSIVE, None, (Reason.UNSURE_TUMOR,)
     tumour_types = {k: v for k, v in type_p.items() if k != "notumor"}
-    best = max(tumour_types, key=tumour_types.get)
-    if max(type_p, key=type_p.get) == "notumor":
+    best = max(tumour_types, key=tumour_types.__getitem__)
+    if max(type_p, key=type_p.__getitem__) == "notumor":
         return Verdict.INCONCLUSIVE, None, (Reason.MODELS_DISAGREE,)
     if gate is None:
         if type_p[best] < typ["min_confidence"]:
@@ -148,6 +149,8 @@ class Cascade:
 
     def tensor_for(self, name: str, image: Image.Image) -> np.ndarray:
         spec = self.specs[name]
+        if spec.size is None or spec.channels is None:  # only the text model's entry has no input size
+            raise ManifestError(f"model '{name}' has no input size and channels in the manifest; retrain it")
         return to_tensor(image, spec.size, spec.channels)[None].astype(np.float32)
 
     def probabilities(self, name: str, image: Image.Image) -> dict[str, float]:
@@ -159,8 +162,8 @@ class Cascade:
     def slice_kind(self, image: Image.Image) -> SliceKind:
         sequence = self.probabilities("sequence", image)
         plane = self.probabilities("plane", image)
-        best_sequence = max(sequence, key=sequence.get)
-        best_plane = max(plane, key=plane.get)
+        best_sequence = max(sequence, key=sequence.__getitem__)
+        best_plane = max(plane, key=plane.__getitem__)
         sure_sequence = sequence[best_sequence] >= self.thresholds["sequence"]["min_confidence"]
         sure_plane = plane[best_plane] >= self.thresholds["plane"]["min_confidence"]
         return SliceKind(best_sequence if sure_sequence else None, round(sequence[best_sequence], 4),

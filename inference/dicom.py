@@ -28,9 +28,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pydicom
+from numpy.typing import NDArray
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder
+from pydicom.pixels.decoders.base import get_decoder  # the defining modules: `pydicom.pixels` does not
+from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut  # mark its re-exports public
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -409,7 +411,7 @@ def _rescale(arr: np.ndarray, ds: Dataset, notes: list[str]) -> np.ndarray:
 def _colour_to_luminance(arr: np.ndarray, photometric: str, ds: Dataset) -> np.ndarray:
     """Colour DICOM (secondary captures, screenshots) → one luminance plane (ITU-R 601)."""
     if photometric == "PALETTE COLOR" and arr.ndim == 2:
-        from pydicom.pixels import apply_color_lut
+        from pydicom.pixels.processing import apply_color_lut
 
         try:
             arr = apply_color_lut(arr, ds)
@@ -419,8 +421,9 @@ def _colour_to_luminance(arr: np.ndarray, photometric: str, ds: Dataset) -> np.n
         raise InputRejected("dicom_corrupt", "the DICOM colour pixel data has an unexpected shape")
     if photometric.startswith("YBR") or arr.shape[-1] < 3:
         return arr[..., 0].astype(np.float32)  # Y is already luminance
-    rgb = arr[..., :3].astype(np.float32)
-    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    rgb: NDArray[np.float32] = arr[..., :3].astype(np.float32)
+    luminance: NDArray[np.float32] = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return luminance
 
 
 def _file_window(ds: Dataset, notes: list[str]) -> tuple[tuple[float, float] | None, WindowSource]:
@@ -470,7 +473,7 @@ def _apply_window(values: np.ndarray, centre: float, width: float, function: str
     voi.VOILUTFunction = function
 
     def to_grey(band: np.ndarray) -> np.ndarray:
-        grey = np.nan_to_num(apply_voi_lut(band, voi), copy=False, nan=0.0, posinf=255.0, neginf=0.0)
+        grey: NDArray[np.float64] = np.nan_to_num(apply_voi_lut(band, voi), copy=False, nan=0.0, posinf=255.0, neginf=0.0)
         return np.clip(np.rint(grey), 0, 255)
 
     return _in_bands(to_grey, values, np.uint8)

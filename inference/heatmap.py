@@ -8,11 +8,16 @@ probability of the predicted class, in one batched call.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .calibration import softmax
+
+if TYPE_CHECKING:  # for annotations only: importing the cascade here would load LiteRT with this module
+    from .cascade import Cascade, CascadeResult
 
 PATCH = 24
 STRIDE = 12
@@ -45,7 +50,7 @@ def occlusion_grid(pixels: np.ndarray, score: Callable[[np.ndarray], np.ndarray]
     return heat / peak if peak > 0 else heat
 
 
-def occlusion_map(cascade, image: Image.Image, result) -> np.ndarray:
+def occlusion_map(cascade: Cascade, image: Image.Image, result: CascadeResult) -> np.ndarray:
     """The map for a cascade result: the typer's predicted class for `tumor`, else the detector's tumour class."""
     name = "typer" if result.verdict == "tumor" and result.tumor_type else "detector"
     spec = cascade.specs[name]
@@ -55,14 +60,15 @@ def occlusion_map(cascade, image: Image.Image, result) -> np.ndarray:
     return occlusion_grid(pixels, lambda b: softmax(model.run(b), spec.temperature), target)
 
 
-def _colormap(heat: np.ndarray) -> np.ndarray:
+def _colormap(heat: np.ndarray) -> NDArray[np.uint8]:
     """A perceptual 'inferno'-like ramp in pure numpy (no matplotlib at run time)."""
     stops = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], dtype=np.float64)
     x = np.clip(heat, 0, 1) * (len(stops) - 1)
     lo = np.floor(x).astype(int)
     hi = np.minimum(lo + 1, len(stops) - 1)
     frac = (x - lo)[..., None]
-    return (stops[lo] * (1 - frac) + stops[hi] * frac).astype(np.uint8)
+    blend: NDArray[np.float64] = stops[lo] * (1 - frac) + stops[hi] * frac
+    return blend.astype(np.uint8)
 
 
 def heat_on_image(image: Image.Image, heat: np.ndarray) -> np.ndarray:

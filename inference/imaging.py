@@ -84,7 +84,7 @@ def decode_image(data: bytes) -> DecodedImage:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))  # exif_transpose below gives a plain Image
             fmt = img.format or "?"
             if fmt not in ACCEPTED_FORMATS:
                 raise InputRejected("unsupported_format", f"{fmt} pictures are not supported; send JPEG or PNG")

@@ -44,6 +44,6 @@ class IntentModel:
         if probs is None:
             return IntentGuess(None, "", 0.0)
         pool = {k: v for k, v in probs.items() if allowed is None or k in allowed} or probs
-        best = max(pool, key=pool.get)
+        best = max(pool, key=pool.__getitem__)
         confidence = pool[best]
         return IntentGuess(best if confidence >= self.threshold else None, best, round(confidence, 4))

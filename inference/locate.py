@@ -17,11 +17,46 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TypedDict
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
-LOCATE_LIMITS = {
+
+class LocateLimits(TypedDict):
+    """The entries of `LOCATE_LIMITS`, typed: counts, pixel sizes and grey levels written as whole numbers are
+    ints (the counts and sizes index, slice and size arrays), the rest floats."""
+
+    work_side: int
+    min_work_side: int
+    ring_px: int
+    dark_level: int
+    dark_ring_share: float
+    background_tol: float
+    background_spread: float
+    film_min_share: float
+    film_max_share: float
+    film_piece_share: float
+    film_rect_fill: float
+    skew_search_deg: float
+    skew_min_deg: float
+    skew_rect_fill: float
+    skew_gain: float
+    skew_inset: float
+    skew_max_side: int
+    head_abs_level: int
+    head_rel_level: float
+    head_min_contrast: int
+    head_min_share: float
+    head_piece_share: float
+    head_ring_dark: float
+    label_sweeps: int
+    margin: float
+    fill_share: float
+
+
+LOCATE_LIMITS: LocateLimits = {
     "work_side": 256,          # longest side of the analysis copy
     "min_work_side": 8,        # below this (e.g. 3000x40) there is nothing to analyse: keep the whole picture
     "ring_px": 3,              # width of the border ring (analysis pixels) used to read the background
@@ -90,7 +125,7 @@ def work_copy(image: Image.Image, side: int | None = None) -> WorkCopy:
     return WorkCopy(gray=gray, rgb=arr, scale=longest / max(rgb.size))
 
 
-def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+def label_components(mask: np.ndarray) -> tuple[NDArray[np.int32], int]:
     """4-connected components of a boolean mask: (labels with 0 = background, count).
 
     Runs along rows and along columns take the minimum label of their pixels, alternately, with
@@ -142,7 +177,7 @@ def _grow(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _select(labels: np.ndarray, keep: np.ndarray, count: int) -> np.ndarray:
+def _select(labels: NDArray[np.int32], keep: np.ndarray, count: int) -> NDArray[np.bool_]:
     lut = np.zeros(count + 1, dtype=bool)
     lut[keep] = True
     lut[0] = False
@@ -153,7 +188,8 @@ def _smooth(arr: np.ndarray) -> np.ndarray:
     """3x3 mean (edges replicated): averages photo noise so colour tolerances can stay tight."""
     pad = np.pad(arr, ((1, 1), (1, 1)) + ((0, 0),) * (arr.ndim - 2), mode="edge")
     rows = pad[:-2] + pad[1:-1] + pad[2:]
-    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
+    total: np.ndarray = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]  # numpy's stubs lose the sum's type
+    return total / 9.0
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -244,7 +280,8 @@ def min_area_rect(mask: np.ndarray) -> Tilt | None:
 
     def areas(degrees: np.ndarray) -> np.ndarray:
         u, v = _rotated(pts, degrees)
-        return (np.ptp(u, axis=1) + 1) * (np.ptp(v, axis=1) + 1)
+        area: np.ndarray = (np.ptp(u, axis=1) + 1) * (np.ptp(v, axis=1) + 1)  # numpy's stubs lose the product's type
+        return area
 
     coarse = np.arange(-lim["skew_search_deg"], lim["skew_search_deg"] + 0.5, 1.0)
     best = coarse[np.argmin(areas(coarse))]

@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigurationError
 
@@ -24,8 +25,8 @@ class ModelSpec:
     channels: int | None
     temperature: float
     thresholds: dict[str, float]
-    metrics: dict = field(default_factory=dict, compare=False)
-    extra: dict = field(default_factory=dict, compare=False)
+    metrics: dict[str, Any] = field(default_factory=dict, compare=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def version(self) -> str:
@@ -58,14 +59,14 @@ class Gating:
     """
 
     cells: dict[str, Gate]
-    raw: dict = field(default_factory=dict, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @staticmethod
     def cell(sequence: str, plane: str) -> str:
         return f"{sequence}/{plane}"
 
     @classmethod
-    def from_raw(cls, raw: dict, where: Path) -> Gating:
+    def from_raw(cls, raw: dict[str, Any], where: Path) -> Gating:
         try:
             cells = {
                 k: Gate(name_type=bool(v["name_type"]), trust_no_tumor=bool(v["trust_no_tumor"]),
@@ -82,7 +83,7 @@ class Gating:
 class Manifest:
     models_dir: Path
     models: dict[str, ModelSpec]
-    raw: dict
+    raw: dict[str, Any]
     gating: Gating = field(default_factory=lambda: Gating({}), compare=False)
 
     def __getitem__(self, name: str) -> ModelSpec:
@@ -100,7 +101,7 @@ def load_manifest(models_dir: Path, verify: bool = True, require_gating: bool = 
     if not path.exists():
         raise ManifestError(f"{path} not found; set MODELS_DIR or run `saveyourlife train all`")
     raw = json.loads(path.read_text())
-    models = {}
+    models: dict[str, ModelSpec] = {}
     for name, entry in raw.get("models", {}).items():
         file = models_dir / entry["file"]
         if not file.exists():

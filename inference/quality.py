@@ -10,13 +10,35 @@ public sets' validation slices through. numpy + Pillow only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, TypedDict
 
 import numpy as np
 from PIL import Image
 
 from .locate import Located, WorkCopy, background_mask, head_box, locate_scan, mask_box, work_copy
 
-QUALITY_LIMITS = {
+
+class QualityLimits(TypedDict):
+    """The entries of `QUALITY_LIMITS`, typed: counts, percentiles and pixel sizes are ints (they index, slice and
+    size arrays), the rest floats."""
+
+    dark_q: int
+    dark_level: float
+    min_side_px: int
+    sharpness_side: int
+    min_sharpness: float
+    floor_window: float
+    washed_level: float
+    glare_share: float
+    cut_band: float
+    cut_open_px: int
+    cut_one: float
+    cut_two: float
+    trapezoid: float
+    max_head_aspect: float
+
+
+QUALITY_LIMITS: QualityLimits = {
     # too_dark: the brightest 1 % of the scan is still dark (clean validation MRIs, 1st percentile: Kaggle 110,
     # Br35H 132; LGG's slices at the very ends of a volume, with almost no head in them, fall below it)
     "dark_q": 99,
@@ -103,7 +125,7 @@ def _washed_share(gray: np.ndarray) -> float:
     return float((floor >= QUALITY_LIMITS["washed_level"]).mean())
 
 
-def _opened(mask: np.ndarray, steps: int, beyond: str = "edge") -> np.ndarray:
+def _opened(mask: np.ndarray, steps: int, beyond: Literal["edge", "constant"] = "edge") -> np.ndarray:
     """Morphological opening (4-neighbourhood). `beyond="edge"`: the picture continues past its border as it is
     at the border, so a head cut by the border keeps touching it; `"constant"`: nothing lies beyond, so a
     thin line along the border is removed like any other."""

@@ -63,4 +63,5 @@ class TFLiteModel:
             raise ValueError(f"unknown test-time augmentation {tta!r}")
         n = len(batch)
         out = self.run(np.concatenate([batch, batch[:, :, ::-1]], axis=0))
-        return (out[:n] + out[n:]) / 2.0
+        mean: np.ndarray = (out[:n] + out[n:]) / 2.0  # the model's own output dtype, which numpy cannot know
+        return mean

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image
 
@@ -15,7 +16,7 @@ class Scan:
     image: Image.Image  # 8-bit RGB
     sha256: str
     kind: str  # "image" | "dicom"
-    dicom: dict = field(default_factory=dict)  # modality, body_part, frames, frame_index… never patient tags
+    dicom: dict[str, Any] = field(default_factory=dict)  # modality, body_part, frames, frame_index… never patient tags
     warnings: tuple[str, ...] = ()
 
 

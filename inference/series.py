@@ -24,10 +24,10 @@ def summarize(results: list[CascadeResult | None]) -> SeriesSummary:
         return SeriesSummary("not_mri", None, tuple(not_mri))
     tumours = sorted(((i, r) for i, r in indexed if r.verdict == "tumor"), key=lambda x: -x[1].tumor_probability)
     if tumours:
-        votes: dict[str, float] = defaultdict(float)
+        votes: dict[str | None, float] = defaultdict(float)  # None: a gate held the slice's type back
         for _, r in tumours:
             votes[r.tumor_type] += r.tumor_probability
-        best = max(votes, key=votes.get)
+        best = max(votes, key=votes.__getitem__)
         return SeriesSummary("tumor", best, tuple(i for i, r in tumours if r.tumor_type == best))
     doubtful = sorted(((i, r) for i, r in indexed if r.verdict == "inconclusive"), key=lambda x: -x[1].tumor_probability)
     if doubtful:

@@ -19,13 +19,63 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .locate import film_region, work_copy
 
-SHEET_LIMITS = {
+
+class SheetLimits(TypedDict):
+    """The entries of `SHEET_LIMITS`, typed: counts, percentiles and pixel sizes are ints (they index, slice and
+    size arrays), `tile_aspect` is a (low, high) pair, the rest are floats."""
+
+    work_side: int
+    content_abs: float
+    content_rel: float
+    content_share: float
+    content_margin: float
+    texture_step: int
+    texture_full: float
+    texture_min_room: float
+    blown_room: float
+    min_readable: float
+    skew_search_deg: float
+    skew_coarse_deg: float
+    skew_candidates: int
+    skew_fine_deg: float
+    skew_min_gain: float
+    skew_min_deg: float
+    smooth_share: float
+    min_contrast: float
+    bright_q: int
+    level: float
+    gap_dark: float
+    min_run_share: float
+    period_tol: float
+    min_plateau_share: float
+    min_per_axis: int
+    max_per_axis: int
+    min_tiles: int
+    tile_aspect: tuple[float, float]
+    fine_side: int
+    cap_q: int
+    cap_room: float
+    inset_reach: float
+    edge_min: float
+    edge_ratio: float
+    period_search: float
+    period_step: float
+    min_gutter_px: int
+    min_edges: float
+    rim_share: float
+    band_flatness: float
+    default_inset: float
+    tile_max_side: int
+
+
+SHEET_LIMITS: SheetLimits = {
     "work_side": 400,           # longest side of the analysis copy (a 5-column sheet keeps 2-px gutters)
     "content_abs": 25.0,        # content is this much brighter than the dark level…
     "content_rel": 0.2,         # …and this share of the dark-to-highlight range
@@ -207,9 +257,9 @@ def skew_slope(projection: _Projection) -> float:
     step = math.tan(math.radians(lim["skew_fine_deg"]))
     candidates = coarse[np.argsort(scores)[-lim["skew_candidates"]:]]
     fine = np.unique(np.clip(candidates[:, None] + step * np.arange(-3, 4)[None, :], -limit, limit))
-    scores = [_sharpness(projection.profile(float(t))[0]) for t in fine]
-    slope = float(fine[int(np.argmax(scores))])
-    if abs(math.degrees(math.atan(slope))) < lim["skew_min_deg"] or max(scores) < lim["skew_min_gain"] * upright:
+    fine_scores = [_sharpness(projection.profile(float(t))[0]) for t in fine]
+    slope = float(fine[int(np.argmax(fine_scores))])
+    if abs(math.degrees(math.atan(slope))) < lim["skew_min_deg"] or max(fine_scores) < lim["skew_min_gain"] * upright:
         return 0.0
     return slope
 
@@ -321,8 +371,8 @@ def tile_edges(intensity: np.ndarray, axis: Axis) -> Axis:
         p, i = np.unravel_index(int(np.argmax(pair)), pair.shape)
         if pair[p, i] > best[0]:
             best = (float(pair[p, i]), int(p), int(i), shortest + int(np.argmax(windows[p, i])), polarity)
-    _, p, i, width, polarity = best
-    period, first = float(periods[p]), float(axis.start - reach + offsets[i])
+    _, best_p, best_i, width, polarity = best
+    period, first = float(periods[best_p]), float(axis.start - reach + offsets[best_i])
     start_steps, end_steps = (falls, rises) if polarity == 0 else (rises, falls)
     starts = first + period * tiles
     hits = ((np.interp(starts, coords, start_steps) >= strong).sum()
@@ -390,7 +440,8 @@ def _bounds(points: Sequence[tuple[float, float]], size: tuple[int, int]) -> tup
             min(size[0], math.ceil(max(xs))), min(size[1], math.ceil(max(ys))))
 
 
-def _tile_image(picture: Image.Image, corners: tuple, upright: bool, box: tuple[int, int, int, int]) -> Image.Image:
+def _tile_image(picture: Image.Image, corners: tuple[tuple[float, float], ...], upright: bool,
+                box: tuple[int, int, int, int]) -> Image.Image:
     """The tile's pixels: a plain crop when the grid is upright, else one affine resample of just the
     tile's parallelogram."""
     if upright:
@@ -466,7 +517,8 @@ def find_sheet(image: Image.Image) -> Sheet | None:
     rows, cols = _refined(picture, work.scale, offset, gray.shape, (rows, cols), slopes)
     grid = _Grid(rows, cols, slopes[0], slopes[1], offset, work.scale)
     upright = slopes[0] == 0.0 and slopes[1] == 0.0
-    tiles, points = [], []
+    tiles: list[Tile] = []
+    points: list[tuple[float, float]] = []
     for r in range(rows.count):
         for c in range(cols.count):
             corners = grid.tile_corners(r, c)

@@ -11,14 +11,38 @@ import importlib.util
 import re
 import sys
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # numpy is imported lazily, by vectorize only
+    import numpy as np
+    from numpy.typing import NDArray
 
 # Packages whose __init__ the light import below skips (parents first).
 _NLTK_PACKAGES = ("nltk", "nltk.corpus", "nltk.metrics", "nltk.stem", "nltk.tokenize")
 
 
-def _import_nltk_parts() -> tuple:
+class Stemmer(Protocol):
+    """What is used of an NLTK Snowball stemmer (nltk ships no type information)."""
+
+    def stem(self, token: str) -> str: ...
+
+
+class Tokenizer(Protocol):
+    """What is used of an NLTK RegexpTokenizer."""
+
+    def tokenize(self, text: str) -> list[str]: ...
+
+
+class EditDistance(Protocol):
+    """NLTK's edit_distance, as it is called here and in bot.nlu."""
+
+    def __call__(self, s1: str, s2: str, substitution_cost: int = 1, transpositions: bool = False) -> int: ...
+
+
+def _import_nltk_parts() -> tuple[Callable[[str], Stemmer], EditDistance, Callable[[str], Tokenizer]]:
     """NLTK's own SnowballStemmer, edit_distance and RegexpTokenizer, without running `nltk/__init__`.
 
     Any `import nltk.x` first executes nltk/__init__, which imports all of NLTK (parsers, corpus
@@ -35,8 +59,11 @@ def _import_nltk_parts() -> tuple:
         before = set(sys.modules)
         try:
             for name in _NLTK_PACKAGES:
-                sys.modules[name] = importlib.util.module_from_spec(importlib.util.find_spec(name))
-            sys.modules["nltk.corpus"].stopwords = None  # read only with ignore_stopwords=True, never used here
+                spec = importlib.util.find_spec(name)
+                if spec is None:
+                    raise ImportError(name)
+                sys.modules[name] = importlib.util.module_from_spec(spec)
+            vars(sys.modules["nltk.corpus"])["stopwords"] = None  # read only with ignore_stopwords=True, never used here
             snowball = importlib.import_module("nltk.stem.snowball")
             distance = importlib.import_module("nltk.metrics.distance")
             regexp = importlib.import_module("nltk.tokenize.regexp")
@@ -130,6 +157,11 @@ class Vocabulary:
 
     features: tuple[str, ...]
     words: dict[str, tuple[str, ...]]  # lang -> known folded words
+    # Derived in __post_init__: not arguments, and left out of repr and comparisons.
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _known: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+    _buckets: dict[tuple[str, str], list[str]] = field(init=False, repr=False, compare=False)
+    _repaired: dict[tuple[str, str], str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {f: i for i, f in enumerate(self.features)})
@@ -143,7 +175,7 @@ class Vocabulary:
 
     @property
     def index(self) -> dict[str, int]:
-        return self._index  # type: ignore[attr-defined]
+        return self._index
 
     def repair(self, word: str, lang: str) -> str:
         """Map an unknown word to the nearest known one with the same first letter.
@@ -151,7 +183,7 @@ class Vocabulary:
         Edit distance ≤ 1 (≤ 2 for words of 7+ letters); results are memoised.
         """
         key = (word, lang)
-        cache = self._repaired  # type: ignore[attr-defined]
+        cache = self._repaired
         if key not in cache:
             if len(cache) > 50_000:
                 cache.clear()
@@ -159,11 +191,11 @@ class Vocabulary:
         return cache[key]
 
     def _nearest(self, word: str, lang: str) -> str:
-        if word in self._known.get(lang, ()) or len(word) < 4 or word.isdigit():  # type: ignore[attr-defined]
+        if word in self._known.get(lang, ()) or len(word) < 4 or word.isdigit():
             return word
         budget = 1 if len(word) < 7 else 2
         best, best_d = word, budget + 1
-        for candidate in self._buckets.get((lang, word[:1]), ()):  # type: ignore[attr-defined]
+        for candidate in self._buckets.get((lang, word[:1]), ()):
             if abs(len(candidate) - len(word)) > budget:
                 continue
             d = edit_distance(word, candidate, transpositions=True)
@@ -171,11 +203,11 @@ class Vocabulary:
                 best, best_d = candidate, d
         return best if best_d <= budget else word
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"features": list(self.features), "words": {k: list(v) for k, v in self.words.items()}}
 
     @classmethod
-    def from_json(cls, data: dict) -> Vocabulary:
+    def from_json(cls, data: dict[str, Any]) -> Vocabulary:
         return cls(tuple(data["features"]), {k: tuple(v) for k, v in data["words"].items()})
 
 
@@ -200,7 +232,7 @@ def build_vocabulary(samples: list[tuple[str, str]], min_count: int = 1) -> Voca
     return Vocabulary(tuple(features), {lang: tuple(sorted(ws)) for lang, ws in words.items()})
 
 
-def vectorize(text: str, lang: str, vocab: Vocabulary):
+def vectorize(text: str, lang: str, vocab: Vocabulary) -> NDArray[np.float32]:
     import numpy as np
 
     vec = np.zeros((len(vocab.features),), dtype=np.float32)
