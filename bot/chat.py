@@ -115,7 +115,8 @@ class ChatRouter:
         self.kb = kb
         self.manifest = manifest
         keep, known = knowledge_words(kb)
-        self.safety = SafetyLayer(kb.red_flags, known)
+        net = IntentModel(manifest["safety"]) if "safety" in manifest.models else None
+        self.safety = SafetyLayer(kb.red_flags, known, net)
         self.topics = TopicFinder(kb, keep, known)
         self.questions = QuestionClassifier(model, kb.question_cues)
         self.languages = LanguageGuesser(kb)
@@ -133,7 +134,7 @@ class ChatRouter:
         lang = lang or self.language_of(text[:MAX_INPUT_CHARS], language_code)
         if not tokens(text):
             return Reply(t("chat.empty", lang), lang, None, 0.0, ReplyKind.EMPTY, context=ctx)
-        flag = self.safety.check(text)
+        flag = self.safety.check(text, lang)
         if flag is not None:
             intent = self.kb.intents[CRISIS if flag == RedFlag.SELF_HARM else EMERGENCY]
             reply = self._intent_reply(intent, lang, 1.0, ReplyKind.EMERGENCY)

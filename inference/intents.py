@@ -24,7 +24,8 @@ class IntentModel:
         vocab_file = spec.file.parent / spec.extra["vocabulary"]
         self.vocab = Vocabulary.from_json(json.loads(vocab_file.read_text()))
         self.model = TFLiteModel(spec.file)
-        self.threshold = spec.thresholds["min_confidence"]
+        # The question classifier falls back below this; the red-flag net has its own threshold (bot/nlu/safety.py).
+        self.threshold = spec.thresholds.get("min_confidence", 0.0)
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> IntentModel:

@@ -8,12 +8,16 @@ scored in tests/test_chat_eval.py.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bot.knowledge import load_knowledge
 from bot.loader import chat_router
 from bot.nlu.normalize import normalize
 from bot.nlu.safety import RedFlag, SafetyLayer
+
+from .conftest import REPO
 
 RED_FLAGS = {
     RedFlag.UNCONSCIOUS: [
@@ -637,3 +641,28 @@ def test_hypotheticals_and_future_worries_raise_no_alarm(router, text):
 
 def test_a_swallowed_box_of_tablets_gets_crisis_lines(router):
     assert router.answer("i swallowed a whole bottle of sleeping pills").red_flag == RedFlag.SELF_HARM
+
+
+# ---- the learned net on top of the rules (training/train_safety.py) -------------------------------------------
+
+
+def _read_chat_set(name: str) -> list[dict]:
+    return json.loads((REPO / "tests" / "data" / "chat" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def test_the_net_adds_emergencies_the_rules_miss_and_takes_none_away(router):
+    """On a set the net never trained on, it catches emergencies the rules let through; every rule flag stays."""
+    items = _read_chat_set("red_flags_holdout2")
+    by_rules = [router.safety._ruled(i["text"]) is not None for i in items]
+    by_layer = [router.safety.check(i["text"], i["lang"]) is not None for i in items]
+    assert router.safety.net is not None
+    assert all(layer for ruled, layer in zip(by_rules, by_layer) if ruled)
+    assert sum(by_layer) > sum(by_rules)
+
+
+def test_the_net_adds_few_false_alarms_on_ordinary_questions(router):
+    for name in ("ordinary", "ordinary_holdout", "ordinary_holdout2"):
+        items = _read_chat_set(name)
+        added = [i["text"] for i in items
+                 if router.safety._ruled(i["text"]) is None and router.safety.check(i["text"], i["lang"]) is not None]
+        assert len(added) <= 0.005 * len(items) + 1e-9, (name, added)

@@ -13,10 +13,10 @@ IMAGE_MODELS = ("discriminator", "detector", "typer", "sequence", "plane")
 
 
 def add_arguments(train: argparse.ArgumentParser, evaluate: argparse.ArgumentParser, models_dir: Path) -> None:
-    train.add_argument("model", choices=(*IMAGE_MODELS, "tumour", "sequencer", "intents", "images", "all"),
+    train.add_argument("model", choices=(*IMAGE_MODELS, "tumour", "sequencer", "intents", "safety", "images", "all"),
                        help="what to train: one model with the models that share its trunk (detector and typer are "
-                            "the 'tumour' group, sequence and plane the 'sequencer'), every image model ('images') "
-                            "or everything ('all')")
+                            "the 'tumour' group, sequence and plane the 'sequencer'), the chat's question classifier ('intents') "
+                            "or red-flag net ('safety'), every image model ('images') or everything ('all')")
     train.add_argument("--data", type=Path, default=default_data_dir(), help="dataset folder (default: ../shared/data)")
     train.add_argument("--out", type=Path, default=models_dir, help="where .tflite files and manifest.json go")
     train.add_argument("--cache", type=Path, default=Path(".cache"), help="decoded-array cache and checkpoints")
@@ -43,21 +43,26 @@ def add_arguments(train: argparse.ArgumentParser, evaluate: argparse.ArgumentPar
 def run_train(args: argparse.Namespace) -> int:
     from .tasks import GROUPS, group_of
 
-    names = {"images": tuple(GROUPS), "all": (*GROUPS, "intents")}.get(args.model, (args.model,))
-    names = tuple(dict.fromkeys(n if n == "intents" else group_of(n) for n in names))
+    text_models = ("intents", "safety")
+    names = {"images": tuple(GROUPS), "all": (*GROUPS, *text_models)}.get(args.model, (args.model,))
+    names = tuple(dict.fromkeys(n if n in text_models else group_of(n) for n in names))
     for name in names:
         started = time.time()
         if name == "intents":
             from .train_intents import train_intents
 
             train_intents(args.out, seed=args.seed, epochs=args.epochs)
+        elif name == "safety":
+            from .train_safety import train_safety
+
+            train_safety(args.out, seed=args.seed, epochs=args.epochs)
         else:
             from .train_image import train_and_export
 
             train_and_export(name, args.data, args.out, args.cache, epochs=args.epochs, limit=args.limit, seed=args.seed,
                              photo_augment=not args.clean_only)
         print(f"trained {name} in {time.time() - started:.0f} s")
-    if any(n != "intents" for n in names):
+    if any(n not in text_models for n in names):
         _refit_gating_when_complete(args.data, args.out)
     return 0
 

@@ -6,6 +6,10 @@ now") and hypotheticals ("what should I do if…") defuse the physical categorie
 says it is happening now; breathing is calmed only by information questions and hypotheticals ("how do you
 do CPR if someone stops breathing?"), self-harm never. Each message is tried as normalised, with
 typos repaired, and with texting spellings read out ("kiero", "cnt", "wanna", "q").
+
+The rules are the floor. A small learned net (training/train_safety.py, `safety` in the manifest) then reads what
+the rules let through and adds the emergencies they miss, above a threshold fitted on the development sets; it
+can add a red flag, never take one away.
 """
 
 from __future__ import annotations
@@ -14,7 +18,11 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from inference.intents import IntentModel
+
 from .normalize import TypoRepair, normalize
+
+NO_FLAG = "none"  # the net's label for an ordinary message
 
 
 class RedFlag(StrEnum):
@@ -44,7 +52,9 @@ def _compile(patterns: list[str]) -> tuple[re.Pattern, ...]:
 
 
 class SafetyLayer:
-    def __init__(self, rules: dict, known_words: set[str]) -> None:
+    def __init__(self, rules: dict, known_words: set[str], net: IntentModel | None = None) -> None:
+        self.net = net
+        self.net_threshold = net.spec.thresholds["min_flag_probability"] if net is not None else 1.0
         self.acute = _compile(rules["acute"])
         # Information questions, hypotheticals and worries about the future: these calm every physical category,
         # breathing included; the other defusers (past events, calm wording) do not calm breathing.
@@ -60,12 +70,28 @@ class SafetyLayer:
         targets = {w for s in sources for w in _WORD.findall(re.sub(r"\\[a-z]", " ", s))}
         self.repair = TypoRepair(targets, known_words)
 
-    def check(self, text: str) -> RedFlag | None:
-        """The first red flag the message raises (self-harm first), or None."""
+    def reading(self, text: str) -> str:
+        """What the net reads: the message normalised, texting spellings read out and typos repaired."""
+        return self.repair.text(self._texting(normalize(text)))
+
+    def _texting(self, normal: str) -> str:
+        return " ".join(self.texting.get(w, w) for w in normal.split())
+
+    def check(self, text: str, lang: str = "es") -> RedFlag | None:
+        """The first red flag the rules raise (self-harm first), else the net's, or None."""
+        flag = self._ruled(text)
+        if flag is not None or self.net is None:
+            return flag
+        probs = self.net.probabilities(self.reading(text), lang)
+        if not probs or 1.0 - probs[NO_FLAG] < self.net_threshold:
+            return None
+        return RedFlag(max((label for label in probs if label != NO_FLAG), key=probs.__getitem__))
+
+    def _ruled(self, text: str) -> RedFlag | None:
         normal = normalize(text)
         if not normal:
             return None
-        texting = " ".join(self.texting.get(w, w) for w in normal.split())
+        texting = self._texting(normal)
         candidates = {normal, self.repair.text(normal), self.repair.text(texting)}
         defused = None
         asked = None
