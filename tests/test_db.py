@@ -12,7 +12,7 @@ import datetime as dt
 import sqlite3
 
 import pytest
-from sqlalchemy import event, inspect, text
+from sqlalchemy import JSON, event, inspect, text
 
 from bot.db.engine import Database
 from bot.db.log import ConversationLog, Row
@@ -24,7 +24,7 @@ RESULT = CascadeResult(0.99, 0.97, {"glioma": 0.9, "meningioma": 0.05, "notumor"
                        "tumor", "glioma", (), 12.5, {"typer": "abc123"})
 
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -99,8 +99,9 @@ async def test_a_prediction_row_holds_results_and_hash_but_not_the_image(db):
     pid = await log.prediction(42, "es", "photo", "f" * 64, RESULT, image=b"\xff\xd8secret-pixels")
     assert pid is not None
     async with db.engine.connect() as conn:
-        row = (await conn.execute(text("SELECT verdict, tumor_type, p_glioma, image_sha256, image_bytes FROM predictions"))).one()
-    assert row == ("tumor", "glioma", 0.9, "f" * 64, None)
+        row = (await conn.execute(text("SELECT verdict, tumor_type, type_probabilities, image_sha256, image_bytes "
+                                       "FROM predictions").columns(type_probabilities=JSON))).one()
+    assert row == ("tumor", "glioma", RESULT.type_probabilities, "f" * 64, None)
 
 
 async def test_images_are_stored_only_when_the_operator_turns_it_on(db):

@@ -36,7 +36,7 @@ async def pg_bot(pg, tmp_path_factory):
 
 async def test_the_bot_migrates_postgresql_on_start(pg_bot):
     _, _, database = pg_bot
-    assert await database.fetch("SELECT version_num FROM alembic_version") == [("0003",)]
+    assert await database.fetch("SELECT version_num FROM alembic_version") == [("0004",)]
     tables = {r[0] for r in await database.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert {"users", "messages", "predictions", "feedback", "processed_updates", "rate_buckets", "rate_events",
             "pending_confirmations"} <= tables

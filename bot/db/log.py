@@ -213,12 +213,10 @@ class ConversationLog:
 
     async def prediction(self, telegram_id: int, language: str, source: str, image_sha256: str,
                          result: CascadeResult, image: bytes | None = None) -> int | None:
-        p = result.type_probabilities
         values = dict(
             source=source, image_sha256=image_sha256,
             mri_probability=result.mri_probability, tumor_probability=result.tumor_probability,
-            p_glioma=p.get("glioma", 0.0), p_meningioma=p.get("meningioma", 0.0),
-            p_notumor=p.get("notumor", 0.0), p_pituitary=p.get("pituitary", 0.0),
+            type_probabilities=dict(result.type_probabilities),  # a copy: a queued write must not see later edits
             verdict=result.verdict, tumor_type=result.tumor_type, reasons=",".join(result.reasons),
             latency_ms=result.latency_ms, model_versions=json.dumps(result.model_versions, sort_keys=True),
             image_bytes=image if self.store_images else None, created_at=utcnow(),

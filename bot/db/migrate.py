@@ -33,25 +33,55 @@ def head_revision() -> str:
     return heads.pop()
 
 
-async def upgrade(url: str) -> None:
-    from alembic import command
+async def _run(url: str, step) -> None:
+    """Run `step(cfg)` (an Alembic command) in one transaction on the database at `url`.
+
+    On SQLite foreign keys are off meanwhile (Alembic's advice for batch mode): a batch that recreates a
+    table drops the old one, and with them on the drop would cascade-delete the rows that reference it.
+    The pragma is ignored inside a transaction, so it is set before; `foreign_key_check` runs before commit.
+    """
     from alembic.config import Config
+    from sqlalchemy import text
 
     from .engine import Database
 
     db = Database(url)
+    sqlite = db.engine.dialect.name == "sqlite"
 
     def run(sync_connection) -> None:
         cfg = Config(str(MIGRATIONS_DIR / "alembic.ini"))
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.attributes["connection"] = sync_connection
-        command.upgrade(cfg, "head")
+        step(cfg)
+        if sqlite and (broken := sync_connection.execute(text("PRAGMA foreign_key_check")).all()):
+            raise RuntimeError(f"migration left rows whose foreign keys point nowhere: {broken[:5]}")
 
     try:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(run)
+        async with db.engine.connect() as conn:
+            if sqlite:
+                await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                await conn.commit()
+            try:
+                async with conn.begin():
+                    await conn.run_sync(run)
+            finally:
+                if sqlite:
+                    await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    await conn.commit()
     finally:
         await db.engine.dispose()
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    await _run(url, lambda cfg: command.upgrade(cfg, revision))
+
+
+async def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    await _run(url, lambda cfg: command.downgrade(cfg, revision))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -79,10 +79,8 @@ class Prediction(Base):
     image_sha256: Mapped[str] = mapped_column(String(64))
     mri_probability: Mapped[float] = mapped_column(Float)
     tumor_probability: Mapped[float] = mapped_column(Float)
-    p_glioma: Mapped[float] = mapped_column(Float)
-    p_meningioma: Mapped[float] = mapped_column(Float)
-    p_notumor: Mapped[float] = mapped_column(Float)
-    p_pituitary: Mapped[float] = mapped_column(Float)
+    # label -> probability, as the typer gives them (migration 0004): other labels need no new column
+    type_probabilities: Mapped[dict[str, float]] = mapped_column(JSON)
     verdict: Mapped[str] = mapped_column(String(16))
     tumor_type: Mapped[str | None] = mapped_column(String(16))
     reasons: Mapped[str] = mapped_column(String(128), default="")
