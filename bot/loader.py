@@ -51,12 +51,17 @@ class Models:
         self.pool.shutdown(wait=True)
 
 
+def inference_pool(settings: Settings) -> ThreadPoolExecutor:
+    """The threads that decode and classify images (INFERENCE_WORKERS), off the event loop."""
+    return ThreadPoolExecutor(max_workers=max(1, settings.inference_workers), thread_name_prefix="infer")
+
+
 def load_models(settings: Settings, images: bool = True) -> Models:
     """The chat router and, with `images`, the warmed-up cascade. The chat alone does not need the gating table
     (it only quotes it, and says when the image side has not fitted one)."""
     manifest = load_manifest(settings.models_dir, require_gating=images)
     router = ChatRouter(load_knowledge(settings.knowledge_dir), IntentModel.from_manifest(manifest), manifest)
-    pool = ThreadPoolExecutor(max_workers=max(1, settings.inference_workers), thread_name_prefix="infer")
+    pool = inference_pool(settings)
     cascade = pool.submit(_warm_cascade, manifest).result() if images else None
     return Models(manifest, router, pool, cascade)
 

@@ -20,7 +20,7 @@ from .chat import ChatRouter, Reply
 from .db.engine import Database
 from .db.log import ConversationLog, Row
 from .db.shared import SharedState, SharedStateUnavailable
-from .loader import Models, load_models
+from .loader import Models, inference_pool, load_models
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Assistant:
         self.router = router
         self.db = db
         self.log = ConversationLog(db, store_images=settings.store_images)
-        self.pool = pool or ThreadPoolExecutor(max_workers=max(1, settings.inference_workers), thread_name_prefix="infer")
+        self.pool = pool or inference_pool(settings)
         # Heatmaps cost ~30x a classification: their own single thread, so results never queue behind them.
         self.heatmap_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heatmap")
         self.cpu_slots = asyncio.Semaphore(max(1, settings.inference_workers) * 2)
