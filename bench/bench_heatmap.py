@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    cascade = Cascade.from_dir(REPO / "models", num_threads=args.threads)
+    cascade = Cascade.load(REPO / "models", num_threads=args.threads)
     files = sorted((REPO.parent / "shared" / "data" / "mri" / "kaggle4" / "Testing" / "glioma").glob("*.jpg"))[: args.images]
     timings = []
     for path in files:

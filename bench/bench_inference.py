@@ -68,9 +68,8 @@ def timed(call, items: list, repeats: int = 1) -> dict:
 def bench_cascade(models_dir: Path, blobs: list[bytes], threads: int, repeats: int, gated: bool = True) -> dict:
     """`gated=False` times an older model set too (no sequence models or gating table needed)."""
     from inference.cascade import Cascade
-    from inference.manifest import load_manifest
 
-    cascade = Cascade(load_manifest(models_dir, require_gating=gated), num_threads=threads, gated=gated)
+    cascade = Cascade.load(models_dir, num_threads=threads, gated=gated)
     return timed(cascade.predict_bytes, blobs, repeats)
 
 
@@ -81,7 +80,7 @@ def bench_pipeline(models_dir: Path, blobs: list[bytes], repeats: int, photograp
     from inference.imaging import decode_image
     from inference.picture import analyse_picture
 
-    cascade = Cascade.from_dir(models_dir)
+    cascade = Cascade.load(models_dir)
     images = [decode_image(b).image for b in blobs]
     if photographed:
         from training.degrade import mixed
@@ -99,7 +98,7 @@ def bench_keras(models_dir: Path, blobs: list[bytes], repeats: int) -> dict:
     from training.models import image_classifier
 
     manifest = json.loads((models_dir / "manifest.json").read_text())
-    cascade = Cascade.from_dir(models_dir)
+    cascade = Cascade.load(models_dir)
     images = [decode_image(b).image for b in blobs]
     out = {}
     for name in ("discriminator", "detector", "typer", "sequence", "plane"):
@@ -142,7 +141,7 @@ def main() -> int:
     from bot.loader import chat_router
     from inference.cascade import Cascade
 
-    cascade = Cascade.from_dir(args.models)
+    cascade = Cascade.load(args.models)
     router = chat_router(args.models)
     cold_start_s = time.perf_counter() - started
     loaded = rss_mb()

@@ -21,17 +21,8 @@ from .knowledge import load_knowledge
 from .settings import Settings
 
 
-def warm_up(cascade: Cascade) -> None:
-    """One prediction at start-up, so the first user does not pay for lazy initialisation."""
-    from PIL import Image
-
-    cascade.predict_image(Image.new("RGB", (64, 64)))
-
-
 def _warm_cascade(manifest: Manifest) -> Cascade:
-    cascade = Cascade(manifest)
-    warm_up(cascade)
-    return cascade
+    return Cascade(manifest).warm_up()
 
 
 @dataclass

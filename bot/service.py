@@ -123,7 +123,8 @@ class Assistant:
         heat = occlusion_map(self.cascade, image, outcome.result)
         buf = io.BytesIO()
         # JPEG: Telegram re-encodes photos as JPEG anyway, and an optimised PNG cost 123 ms vs 1 ms.
-        render_overlay(image, heat, caption).save(buf, format="JPEG", quality=85)
+        render_overlay(image, heat, caption, blur=self.cascade.manifest.pipeline.heatmap["overlay_blur"]).save(
+            buf, format="JPEG", quality=85)
         return buf.getvalue()
 
     async def heatmap_image(self, outcome: ImageOutcome, caption: str) -> bytes | None:

@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "heatmap_example.png")
     parser.add_argument("--from-scan", type=Path)
     args = parser.parse_args()
-    cascade = Cascade.from_dir(REPO / "models")
+    cascade = Cascade.load(REPO / "models")
     image = Image.open(args.from_scan).convert("RGB") if args.from_scan else phantom()
     spec = cascade.specs["detector"]
     pixels = cascade.tensor_for("detector", image)[0]

@@ -144,8 +144,15 @@ class Cascade:
         self.versions = {name: spec.version for name, spec in self.specs.items()}
 
     @classmethod
-    def from_dir(cls, models_dir: Path, num_threads: int = 1) -> Cascade:
-        return cls(load_manifest(models_dir), num_threads=num_threads)
+    def load(cls, models_dir: Path, num_threads: int = 1, gated: bool = True) -> Cascade:
+        """How everything that serves or scores pictures opens a model set (the bot through `bot.loader`, the CLI,
+        training's evaluation, the benchmarks): the manifest checked, the gates as fitted, and warmed up."""
+        return cls(load_manifest(models_dir, require_gating=gated), num_threads=num_threads, gated=gated).warm_up()
+
+    def warm_up(self) -> Cascade:
+        """One prediction, so the first real one does not pay for LiteRT's lazy initialisation on this thread."""
+        self.predict_image(Image.new("RGB", (64, 64)))
+        return self
 
     def tensor_for(self, name: str, image: Image.Image) -> np.ndarray:
         spec = self.specs[name]
@@ -155,7 +162,7 @@ class Cascade:
 
     def probabilities(self, name: str, image: Image.Image) -> dict[str, float]:
         spec = self.specs[name]
-        logits = self.models[name].logits(self.tensor_for(name, image), spec.extra.get("tta"))[0]
+        logits = self.models[name].logits(self.tensor_for(name, image), spec.tta)[0]
         probs = softmax(logits, spec.temperature)
         return {label: float(p) for label, p in zip(spec.labels, probs)}
 
@@ -175,8 +182,8 @@ class Cascade:
         tumor = self.probabilities("detector", image)
         types = self.probabilities("typer", image)
         kind = self.slice_kind(image) if self.knows_kind else SliceKind(None, 0.0, None, 0.0)
-        mri_p = mri[self.specs["discriminator"].extra.get("positive_label") or "mri"]
-        tumor_p = tumor[self.specs["detector"].extra.get("positive_label") or "tumor"]
+        mri_p = mri[self.specs["discriminator"].positive_label or "mri"]
+        tumor_p = tumor[self.specs["detector"].positive_label or "tumor"]
         verdict, tumor_type, reasons = decide(mri_p, tumor_p, types, self.thresholds,
                                               gate_for(kind, self.manifest.gating) if self.gated else None)
         return CascadeResult(

@@ -13,22 +13,39 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict  # pydantic validates these on Python 3.11 only from typing_extensions
 
 from .calibration import softmax
 
 if TYPE_CHECKING:  # for annotations only: importing the cascade here would load LiteRT with this module
     from .cascade import Cascade, CascadeResult
 
-PATCH = 24
-STRIDE = 12
-# Occluded copies scored per LiteRT call: one call for all 81 was slower (116 vs ~60 ms) and grew each
-# thread's interpreter arena by hundreds of MB (measured with bench/load_bench.py and py-spy).
-CHUNK = 8
+
+@with_config(ConfigDict(extra="forbid"))
+class HeatmapSettings(TypedDict):
+    """The entries of `HEATMAP` (`pipeline.heatmap` in manifest.json)."""
+
+    patch: int
+    stride: int
+    chunk: int
+    overlay_blur: float
+
+
+HEATMAP: HeatmapSettings = {
+    "patch": 24,      # occluding square, in input pixels (128-px input: a 9 x 9 grid of 81 copies)…
+    "stride": 12,     # …moved by this much
+    # Occluded copies scored per LiteRT call: one call for all 81 was slower (116 vs ~60 ms) and grew each
+    # thread's interpreter arena by hundreds of MB (measured with bench/load_bench.py and py-spy).
+    "chunk": 8,
+    "overlay_blur": 6.0,  # Gaussian radius on the patch grid (a quarter patch), so the overlay reads as a map
+}
 
 
 def occlusion_grid(pixels: np.ndarray, score: Callable[[np.ndarray], np.ndarray], target: int,
-                   patch: int = PATCH, stride: int = STRIDE) -> np.ndarray:
+                   settings: HeatmapSettings = HEATMAP) -> np.ndarray:
     """Heat at input resolution (H, W) in [0, 1] for one (H, W, C) float input."""
+    patch, stride, chunk = settings["patch"], settings["stride"], settings["chunk"]
     h, w = pixels.shape[:2]
     tops = list(range(0, h - patch + 1, stride))
     lefts = list(range(0, w - patch + 1, stride))
@@ -39,7 +56,7 @@ def occlusion_grid(pixels: np.ndarray, score: Callable[[np.ndarray], np.ndarray]
             batch[i * len(lefts) + j, top:top + patch, left:left + patch] = 0.0
             boxes.append((top, left))
     base = float(score(pixels[None])[0, target])
-    drops = base - np.concatenate([score(batch[i:i + CHUNK])[:, target] for i in range(0, len(batch), CHUNK)])
+    drops = base - np.concatenate([score(batch[i:i + chunk])[:, target] for i in range(0, len(batch), chunk)])
     heat = np.zeros((h, w), dtype=np.float64)
     hits = np.zeros((h, w), dtype=np.float64)
     for (top, left), drop in zip(boxes, drops):
@@ -54,10 +71,11 @@ def occlusion_map(cascade: Cascade, image: Image.Image, result: CascadeResult) -
     """The map for a cascade result: the typer's predicted class for `tumor`, else the detector's tumour class."""
     name = "typer" if result.verdict == "tumor" and result.tumor_type else "detector"
     spec = cascade.specs[name]
-    target = spec.labels.index(result.tumor_type) if name == "typer" else spec.labels.index(spec.extra.get("positive_label") or "tumor")
+    target = spec.labels.index(result.tumor_type if name == "typer" else spec.positive_label or "tumor")
     pixels = cascade.tensor_for(name, image)[0]
     model = cascade.models[name]
-    return occlusion_grid(pixels, lambda b: softmax(model.run(b), spec.temperature), target)
+    return occlusion_grid(pixels, lambda b: softmax(model.run(b), spec.temperature), target,
+                          cascade.manifest.pipeline.heatmap)
 
 
 def _colormap(heat: np.ndarray) -> NDArray[np.uint8]:
@@ -71,23 +89,24 @@ def _colormap(heat: np.ndarray) -> NDArray[np.uint8]:
     return blend.astype(np.uint8)
 
 
-def heat_on_image(image: Image.Image, heat: np.ndarray) -> np.ndarray:
-    """Map a square-frame heatmap back onto the original (unpadded) picture."""
+def heat_on_image(image: Image.Image, heat: np.ndarray, blur: float = HEATMAP["overlay_blur"]) -> np.ndarray:
+    """Map a square-frame heatmap back onto the original (unpadded) picture, smoothed by `blur`."""
     width, height = image.size
     side = max(width, height)
-    # Smooth the patch grid so the overlay reads as a map, not as tiles (radius ≈ half a patch).
-    grid = Image.fromarray((heat * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(PATCH / 4))
+    grid = Image.fromarray((heat * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur))
     square = np.asarray(grid.resize((side, side), Image.Resampling.BILINEAR))
     top, left = (side - height) // 2, (side - width) // 2
     return square[top:top + height, left:left + width].astype(np.float64) / 255.0
 
 
-def render_overlay(image: Image.Image, heat: np.ndarray, caption: str, display: int = 512, alpha: float = 0.45) -> Image.Image:
-    """Scan + semi-transparent heatmap + colour scale + caption, as one RGB picture."""
+def render_overlay(image: Image.Image, heat: np.ndarray, caption: str, display: int = 512, alpha: float = 0.45,
+                   blur: float = HEATMAP["overlay_blur"]) -> Image.Image:
+    """Scan + semi-transparent heatmap + colour scale + caption, as one RGB picture (`blur`: the manifest's
+    `pipeline.heatmap.overlay_blur` when served)."""
     scale = display / max(image.size)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     base = image.convert("RGB").resize(size, Image.Resampling.BILINEAR)
-    mapped = heat_on_image(image, heat)
+    mapped = heat_on_image(image, heat, blur)
     mapped = np.asarray(Image.fromarray((mapped * 255).astype(np.uint8)).resize(size, Image.Resampling.BILINEAR)) / 255.0
     colours = _colormap(mapped).astype(np.float64)
     weight = (alpha * np.clip(mapped * 1.5, 0, 1))[..., None]

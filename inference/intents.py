@@ -21,7 +21,7 @@ class IntentGuess:
 class IntentModel:
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        vocab_file = spec.file.parent / spec.extra["vocabulary"]
+        vocab_file = spec.file.parent / spec.vocabulary
         self.vocab = Vocabulary.from_json(json.loads(vocab_file.read_text()))
         self.model = TFLiteModel(spec.file)
         # The question classifier falls back below this; the red-flag net has its own threshold (bot/nlu/safety.py).

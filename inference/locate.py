@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict  # pydantic validates these on Python 3.11 only from typing_extensions
 
 
+@with_config(ConfigDict(extra="forbid"))
 class LocateLimits(TypedDict):
     """The entries of `LOCATE_LIMITS`, typed: counts, pixel sizes and grey levels written as whole numbers are
     ints (the counts and sizes index, slice and size arrays), the rest floats."""
@@ -108,9 +110,9 @@ class WorkCopy:
     scale: float       # original pixels per analysis pixel
 
 
-def work_copy(image: Image.Image, side: int | None = None) -> WorkCopy:
+def work_copy(image: Image.Image, side: int | None = None, lim: LocateLimits = LOCATE_LIMITS) -> WorkCopy:
     """Downscale once with a box filter (fast, and it averages photo noise away)."""
-    side = side or LOCATE_LIMITS["work_side"]
+    side = side or lim["work_side"]
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     longest = max(rgb.size)
     if longest > side:
@@ -125,7 +127,7 @@ def work_copy(image: Image.Image, side: int | None = None) -> WorkCopy:
     return WorkCopy(gray=gray, rgb=arr, scale=longest / max(rgb.size))
 
 
-def label_components(mask: np.ndarray) -> tuple[NDArray[np.int32], int]:
+def label_components(mask: np.ndarray, lim: LocateLimits = LOCATE_LIMITS) -> tuple[NDArray[np.int32], int]:
     """4-connected components of a boolean mask: (labels with 0 = background, count).
 
     Runs along rows and along columns take the minimum label of their pixels, alternately, with
@@ -146,7 +148,7 @@ def label_components(mask: np.ndarray) -> tuple[NDArray[np.int32], int]:
     len_r = np.diff(np.r_[starts_r, n])
     len_c = np.diff(np.r_[starts_c, n])
     vals = np.arange(n, dtype=np.int64)
-    for _ in range(LOCATE_LIMITS["label_sweeps"]):
+    for _ in range(lim["label_sweeps"]):
         before = vals
         vals = np.repeat(np.minimum.reduceat(vals, starts_r), len_r)
         vals[pos_c] = np.repeat(np.minimum.reduceat(vals[pos_c], starts_c), len_c)
@@ -203,12 +205,11 @@ def _area(box: tuple[int, int, int, int]) -> int:
     return max(0, box[2] - box[0]) * max(0, box[3] - box[1])
 
 
-def background_mask(work: WorkCopy) -> np.ndarray | None:
+def background_mask(work: WorkCopy, lim: LocateLimits = LOCATE_LIMITS) -> np.ndarray | None:
     """What a photo's scan (or sheet) lies on: not dark, close to the border colour, reached from the border.
 
     None when the border is mostly dark — then there is no visible film edge to find.
     """
-    lim = LOCATE_LIMITS
     ring = _ring(work.gray.shape, lim["ring_px"])
     if (work.gray[ring] <= lim["dark_level"]).mean() >= lim["dark_ring_share"]:
         return None
@@ -219,21 +220,21 @@ def background_mask(work: WorkCopy) -> np.ndarray | None:
     spread = np.median(distance[light_ring])  # a textured desk needs a wider tolerance than a plain one
     near = distance <= max(lim["background_tol"], lim["background_spread"] * spread)
     candidate = near & (work.gray > lim["dark_level"])
-    labels, count = label_components(candidate)
+    labels, count = label_components(candidate, lim)
     return _select(labels, np.unique(labels[ring & candidate]), count)
 
 
-def film_region(work: WorkCopy) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+def film_region(work: WorkCopy,
+                lim: LocateLimits = LOCATE_LIMITS) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
     """The film/monitor region: (mask, bounding box) of the non-background blob, if rectangle-like.
 
     A head touching the film's edge can split the film's black surround into pieces; pieces of a
     useful size are kept together so the box still spans the whole film.
     """
-    lim = LOCATE_LIMITS
-    bg = background_mask(work)
+    bg = background_mask(work, lim)
     if bg is None:
         return None
-    labels, count = label_components(~bg)
+    labels, count = label_components(~bg, lim)
     if count == 0:
         return None
     sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
@@ -264,13 +265,12 @@ def _rotated(pts: np.ndarray, degrees: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.cos(t) * pts[0] + np.sin(t) * pts[1], -np.sin(t) * pts[0] + np.cos(t) * pts[1]
 
 
-def min_area_rect(mask: np.ndarray) -> Tilt | None:
+def min_area_rect(mask: np.ndarray, lim: LocateLimits = LOCATE_LIMITS) -> Tilt | None:
     """Minimum-area rectangle by a coarse (1°) then fine (0.2°) search over the blob's edge pixels.
 
     Second moments cannot orient a square film; the smallest rotated bounding rectangle can.
     The angle is 0.0 when turning barely shrinks the rectangle (an upright film).
     """
-    lim = LOCATE_LIMITS
     edge = mask & ~(np.roll(mask, 1, 0) & np.roll(mask, -1, 0) & np.roll(mask, 1, 1) & np.roll(mask, -1, 1))
     ys, xs = np.nonzero(edge)
     if xs.size < 8:
@@ -297,9 +297,9 @@ def min_area_rect(mask: np.ndarray) -> Tilt | None:
     return Tilt(angle, (float(centre[0]), float(centre[1])), size, float(mask.sum() / (size[0] * size[1])))
 
 
-def head_box(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+def head_box(gray: np.ndarray,
+             lim: LocateLimits = LOCATE_LIMITS) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
     """Bounding box and mask of the bright head on a dark surround, or None when there is none."""
-    lim = LOCATE_LIMITS
     if min(gray.shape) < lim["min_work_side"]:
         return None
     low, high = np.percentile(gray, [5, 99.5])
@@ -309,7 +309,7 @@ def head_box(gray: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] |
     ring = _ring(gray.shape, lim["ring_px"])
     if (~bright[ring]).mean() < lim["head_ring_dark"]:
         return None
-    labels, count = label_components(_grow(bright))  # joins the skull ring to the brain across thin CSF
+    labels, count = label_components(_grow(bright), lim)  # joins the skull ring to the brain across thin CSF
     if count == 0:
         return None
     sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
@@ -343,18 +343,19 @@ def foreshortening(mask: np.ndarray) -> float:
     return float(min(ratios))
 
 
-def fills_frame(box: tuple[int, int, int, int], size: tuple[int, int]) -> bool:
+def fills_frame(box: tuple[int, int, int, int], size: tuple[int, int], lim: LocateLimits = LOCATE_LIMITS) -> bool:
     """True when a head box spans a scan's usual share of the frame (then the frame is kept as is).
 
     The models learnt from tightly framed scans and flip borderline verdicts on re-framing, so a
     picture is only cropped to its head when the head is clearly small in it.
     """
-    return max((box[2] - box[0]) / size[0], (box[3] - box[1]) / size[1]) >= LOCATE_LIMITS["fill_share"]
+    return max((box[2] - box[0]) / size[0], (box[3] - box[1]) / size[1]) >= lim["fill_share"]
 
 
-def _with_margin(box: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[int, int, int, int]:
+def _with_margin(box: tuple[float, float, float, float], size: tuple[int, int],
+                 lim: LocateLimits) -> tuple[int, int, int, int]:
     x0, y0, x1, y1 = box
-    dx, dy = (x1 - x0) * LOCATE_LIMITS["margin"], (y1 - y0) * LOCATE_LIMITS["margin"]
+    dx, dy = (x1 - x0) * lim["margin"], (y1 - y0) * lim["margin"]
     return (max(0, math.floor(x0 - dx)), max(0, math.floor(y0 - dy)),
             min(size[0], math.ceil(x1 + dx)), min(size[1], math.ceil(y1 + dy)))
 
@@ -382,13 +383,12 @@ class Upright:
                 min(size[0], math.ceil(x.max())), min(size[1], math.ceil(y.max())))
 
 
-def deskew(image: Image.Image, tilt: Tilt, scale: float) -> Upright:
+def deskew(image: Image.Image, tilt: Tilt, scale: float, lim: LocateLimits = LOCATE_LIMITS) -> Upright:
     """Resample only the film's rectangle, upright, in one affine pass (cheaper than rotate-then-crop).
 
     Pillow's affine resampling is the slow step, so a large film is first box-reduced by an integer
     factor and the upright copy is capped at `skew_max_side` (the models look at 128 px).
     """
-    lim = LOCATE_LIMITS
     inset = lim["skew_inset"]
     full_w, full_h = ((tilt.size[k] - 2 * inset) * scale for k in (0, 1))
     zoom = min(1.0, lim["skew_max_side"] / max(full_w, full_h))
@@ -410,56 +410,56 @@ def deskew(image: Image.Image, tilt: Tilt, scale: float) -> Upright:
     return Upright(source.transform((width, height), Image.Transform.AFFINE, local, Image.Resampling.BILINEAR), affine)
 
 
-def _by_head(rgb: Image.Image, work: WorkCopy) -> Located:
+def _by_head(rgb: Image.Image, work: WorkCopy, lim: LocateLimits) -> Located:
     """No film edge: the picture is the scan's own surround (clean image, bezel, screenshot)."""
     full = (0, 0, rgb.width, rgb.height)
-    head = head_box(work.gray)
+    head = head_box(work.gray, lim)
     if head is None:
         return Located(rgb, full, "whole", 0.0)
     size = (work.gray.shape[1], work.gray.shape[0])
-    if fills_frame(head[0], size):
+    if fills_frame(head[0], size, lim):
         return Located(rgb, full, "head", 0.0)
-    box = _scaled(_with_margin(head[0], size), work.scale, rgb.size)
+    box = _scaled(_with_margin(head[0], size, lim), work.scale, rgb.size)
     return Located(rgb.crop(box), box, "head", 0.0)
 
 
-def locate_scan(image: Image.Image) -> Located:
-    """The crop of `image` most likely to be the scan, and how it was found."""
-    lim = LOCATE_LIMITS
+def locate_scan(image: Image.Image, lim: LocateLimits = LOCATE_LIMITS) -> Located:
+    """The crop of `image` most likely to be the scan, and how it was found (`lim`: the manifest's
+    `pipeline.locate`)."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     full = (0, 0, rgb.width, rgb.height)
-    work = work_copy(rgb)
+    work = work_copy(rgb, lim=lim)
     if min(work.gray.shape) < lim["min_work_side"]:
         return Located(rgb, full, "whole", 0.0)
 
-    film = film_region(work)
+    film = film_region(work, lim)
     if film is None:
-        return _by_head(rgb, work)
+        return _by_head(rgb, work, lim)
     mask, region = film
-    tilt = min_area_rect(mask)
+    tilt = min_area_rect(mask, lim)
     if tilt is None or tilt.fill < lim["film_rect_fill"]:  # not a rectangle: a dark object, not a film
-        return _by_head(rgb, work)
-    return replace(_within_film(rgb, work, region, tilt), foreshortening=foreshortening(mask))
+        return _by_head(rgb, work, lim)
+    return replace(_within_film(rgb, work, region, tilt, lim), foreshortening=foreshortening(mask))
 
 
-def _within_film(rgb: Image.Image, work: WorkCopy, region: tuple[int, int, int, int], tilt: Tilt) -> Located:
+def _within_film(rgb: Image.Image, work: WorkCopy, region: tuple[int, int, int, int], tilt: Tilt,
+                 lim: LocateLimits) -> Located:
     """A visible film or monitor edge: crop to it (upright when tilted), then to the head when it is small."""
-    lim = LOCATE_LIMITS
     if abs(tilt.angle) >= lim["skew_min_deg"] and tilt.fill >= lim["skew_rect_fill"]:
-        upright = deskew(rgb, tilt, work.scale)
+        upright = deskew(rgb, tilt, work.scale, lim)
         crop, box = upright.image, upright.to_picture((0, 0, *upright.image.size), rgb.size)
-        inside = work_copy(crop)
-        head = head_box(inside.gray)
+        inside = work_copy(crop, lim=lim)
+        head = head_box(inside.gray, lim)
         size = (inside.gray.shape[1], inside.gray.shape[0])
-        if head is None or fills_frame(head[0], size):
+        if head is None or fills_frame(head[0], size, lim):
             return Located(crop, box, "film", tilt.angle)
-        head_in_crop = _scaled(_with_margin(head[0], size), inside.scale, crop.size)
+        head_in_crop = _scaled(_with_margin(head[0], size, lim), inside.scale, crop.size)
         return Located(crop.crop(head_in_crop), upright.to_picture(head_in_crop, rgb.size), "head", tilt.angle)
     x0, y0, x1, y1 = region
     box = _scaled(region, work.scale, rgb.size)
-    head = head_box(work.gray[y0:y1, x0:x1])
-    if head is None or fills_frame(head[0], (x1 - x0, y1 - y0)):
+    head = head_box(work.gray[y0:y1, x0:x1], lim)
+    if head is None or fills_frame(head[0], (x1 - x0, y1 - y0), lim):
         return Located(rgb.crop(box), box, "film", 0.0)
-    hx0, hy0, hx1, hy1 = _with_margin(head[0], (x1 - x0, y1 - y0))
+    hx0, hy0, hx1, hy1 = _with_margin(head[0], (x1 - x0, y1 - y0), lim)
     box = _scaled((x0 + hx0, y0 + hy0, x0 + hx1, y0 + hy1), work.scale, rgb.size)
     return Located(rgb.crop(box), box, "head", 0.0)

@@ -1,5 +1,6 @@
 """From a real-world picture to one answer: a film sheet is split into slices; otherwise the scan is found,
-checked for being judgeable at all, and classified.
+checked for being judgeable at all, and classified. Every limit on the way is the model set's own
+(`pipeline` in manifest.json).
 
 The cascade's models were trained on tight crops, so what they see here is always the located scan or one
 tile of a sheet, never the desk or the light box around it.
@@ -65,8 +66,9 @@ class PictureAnalysis:
 
 
 def _judge(cascade: Cascade, image: Image.Image, started: float) -> tuple[CascadeResult, Image.Image, Box, str]:
-    located = locate_scan(image)
-    problems = quality_problems(located.image, located)
+    limits = cascade.manifest.pipeline
+    located = locate_scan(image, limits.locate)
+    problems = quality_problems(located.image, located, limits.quality, limits.locate)
     result = cascade.predict_image(located.image, started)
     if set(problems) & BLOCKING_PROBLEMS or (problems and result.verdict != "not_mri"):
         result = replace(result, verdict="inconclusive", tumor_type=None, reasons=tuple(problems))
@@ -79,13 +81,14 @@ def analyse_picture(cascade: Cascade, image: Image.Image, started: float | None 
     started = time.perf_counter() if started is None else started
     if not real_world:
         return PictureAnalysis(cascade.predict_image(image, started), image, (0, 0, *image.size), "whole", image.size)
-    sheet = find_sheet(image)
+    limits = cascade.manifest.pipeline
+    sheet = find_sheet(image, limits.sheet, limits.locate)
     if sheet is None:
         result, crop, box, method = _judge(cascade, image, started)
         return PictureAnalysis(result, crop, box, method, image.size)
     tiles = []
     for tile in sheet.tiles:
-        located = locate_scan(tile.image)
+        located = locate_scan(tile.image, limits.locate)
         tiles.append(TileAnalysis(tile.row, tile.col, tile.box, cascade.predict_image(located.image)))
     summary = summarize([t.result for t in tiles])
     lead = summary.drivers[0] if summary.drivers else 0

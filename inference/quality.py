@@ -10,14 +10,17 @@ public sets' validation slices through. numpy + Pillow only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypedDict
+from typing import Literal
 
 import numpy as np
 from PIL import Image
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict  # pydantic validates these on Python 3.11 only from typing_extensions
 
-from .locate import Located, WorkCopy, background_mask, head_box, locate_scan, mask_box, work_copy
+from .locate import LOCATE_LIMITS, Located, LocateLimits, WorkCopy, background_mask, head_box, locate_scan, mask_box, work_copy
 
 
+@with_config(ConfigDict(extra="forbid"))
 class QualityLimits(TypedDict):
     """The entries of `QUALITY_LIMITS`, typed: counts, percentiles and pixel sizes are ints (they index, slice and
     size arrays), the rest floats."""
@@ -96,9 +99,8 @@ def _gray(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32)
 
 
-def _sharpness(crop: Image.Image) -> float:
+def _sharpness(crop: Image.Image, side: int) -> float:
     """Laplacian energy inside the head, contrast-normalised, at the size the models see."""
-    side = QUALITY_LIMITS["sharpness_side"]
     k = side / max(crop.size)
     small = crop.convert("L").resize((max(3, round(crop.width * k)), max(3, round(crop.height * k))),
                                      Image.Resampling.BOX if k < 1 else Image.Resampling.BILINEAR)
@@ -113,16 +115,16 @@ def _sharpness(crop: Image.Image) -> float:
     return float(lap[head].mean() / (high - low))
 
 
-def _washed_share(gray: np.ndarray) -> float:
+def _washed_share(gray: np.ndarray, lim: QualityLimits) -> float:
     """Share of the crop whose lowest level within a window is washed out (block minima, 3x3)."""
     h, w = gray.shape
-    block = max(1, round(QUALITY_LIMITS["floor_window"] * max(h, w) / 3))
+    block = max(1, round(lim["floor_window"] * max(h, w) / 3))
     rows, cols = -(-h // block), -(-w // block)
     padded = np.pad(gray, ((0, rows * block - h), (0, cols * block - w)), mode="edge")
     floor = padded.reshape(rows, block, cols, block).min(axis=(1, 3))
     pad = np.pad(floor, 1, mode="edge")
     floor = np.min([pad[dy:dy + rows, dx:dx + cols] for dy in range(3) for dx in range(3)], axis=0)
-    return float((floor >= QUALITY_LIMITS["washed_level"]).mean())
+    return float((floor >= lim["washed_level"]).mean())
 
 
 def _opened(mask: np.ndarray, steps: int, beyond: Literal["edge", "constant"] = "edge") -> np.ndarray:
@@ -137,64 +139,64 @@ def _opened(mask: np.ndarray, steps: int, beyond: Literal["edge", "constant"] = 
     return out
 
 
-def _head_masks(work: WorkCopy, located: Located) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _head_masks(work: WorkCopy, located: Located, locate: LocateLimits) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The head in the crop: as seen, and with a film crop's leftover background counted as surround. A film
     is cut out by its bounding box, so a sliver of desk, or a tilted film's corners of window, can stay in
     the crop, join the head and stretch its box."""
-    head = head_box(work.gray)
-    background = background_mask(work) if located.method == "film" else None
-    in_film = head if background is None else head_box(np.where(background, 0.0, work.gray))
+    head = head_box(work.gray, locate)
+    background = background_mask(work, locate) if located.method == "film" else None
+    in_film = head if background is None else head_box(np.where(background, 0.0, work.gray), locate)
     return (None if head is None else head[1]), (None if in_film is None else in_film[1])
 
 
-def _head_aspect(mask: np.ndarray | None) -> float:
+def _head_aspect(mask: np.ndarray | None, open_px: int) -> float:
     """Width / height of the head's box, once thin lines (frame slivers, rulers, text) are opened away."""
     if mask is None:
         return float("nan")
-    mask = _opened(mask, QUALITY_LIMITS["cut_open_px"], beyond="constant")
+    mask = _opened(mask, open_px, beyond="constant")
     if not mask.any():
         return float("nan")
     left, top, right, bottom = mask_box(mask)
     return (right - left) / (bottom - top)
 
 
-def _border_cover(mask: np.ndarray | None) -> tuple[float, float, float, float]:
+def _border_cover(mask: np.ndarray | None, lim: QualityLimits) -> tuple[float, float, float, float]:
     """How much of each border (top, bottom, left, right) the filled head touches."""
     if mask is None:
         return 0.0, 0.0, 0.0, 0.0
-    mask = _opened(mask, QUALITY_LIMITS["cut_open_px"])
+    mask = _opened(mask, lim["cut_open_px"])
     # Filled between skull walls along rows or along columns: a head cut by the border keeps its walls
     # on three sides only, so requiring both would leave the cut side empty.
     rows = np.maximum.accumulate(mask, axis=1) & np.maximum.accumulate(mask[:, ::-1], axis=1)[:, ::-1]
     cols = np.maximum.accumulate(mask, axis=0) & np.maximum.accumulate(mask[::-1], axis=0)[::-1]
     filled = rows | cols
-    band = max(1, round(QUALITY_LIMITS["cut_band"] * max(filled.shape)))
+    band = max(1, round(lim["cut_band"] * max(filled.shape)))
     return (float(filled[:band].any(axis=0).mean()), float(filled[-band:].any(axis=0).mean()),
             float(filled[:, :band].any(axis=1).mean()), float(filled[:, -band:].any(axis=1).mean()))
 
 
-def quality_measures(image: Image.Image, located: Located | None = None) -> QualityMeasures:
+def quality_measures(image: Image.Image, located: Located | None = None, lim: QualityLimits = QUALITY_LIMITS,
+                     locate: LocateLimits = LOCATE_LIMITS) -> QualityMeasures:
     """Measure the located scan (locating it first when `located` is None)."""
-    located = located or locate_scan(image)
+    located = located or locate_scan(image, locate)
     crop = located.image
     gray = _gray(crop)
     box = located.box
-    work = work_copy(crop)  # one small copy serves the glare, cut-off and oblique checks
-    head, in_film = _head_masks(work, located)
+    work = work_copy(crop, lim=locate)  # one small copy serves the glare, cut-off and oblique checks
+    head, in_film = _head_masks(work, located, locate)
     return QualityMeasures(
-        brightness=float(np.percentile(gray, QUALITY_LIMITS["dark_q"])),
+        brightness=float(np.percentile(gray, lim["dark_q"])),
         short_side=min(box[2] - box[0], box[3] - box[1]),
-        sharpness=_sharpness(crop),
-        washed_share=_washed_share(work.gray),
-        border_cover=_border_cover(in_film if head is None else head),
-        head_aspect=_head_aspect(in_film),
+        sharpness=_sharpness(crop, lim["sharpness_side"]),
+        washed_share=_washed_share(work.gray, lim),
+        border_cover=_border_cover(in_film if head is None else head, lim),
+        head_aspect=_head_aspect(in_film, lim["cut_open_px"]),
         foreshortening=located.foreshortening,
     )
 
 
-def problems_from(m: QualityMeasures) -> tuple[str, ...]:
+def problems_from(m: QualityMeasures, lim: QualityLimits = QUALITY_LIMITS) -> tuple[str, ...]:
     """Reason codes for measures, in REASONS order. Darkness hides everything else, so it is alone."""
-    lim = QUALITY_LIMITS
     if m.brightness < lim["dark_level"]:
         return ("too_dark",)
     out = []
@@ -214,6 +216,8 @@ def problems_from(m: QualityMeasures) -> tuple[str, ...]:
     return tuple(out)
 
 
-def quality_problems(image: Image.Image, located: Located | None = None) -> tuple[str, ...]:
-    """Why this picture is too poor to judge (reason codes of REASONS); empty when it is fine."""
-    return problems_from(quality_measures(image, located))
+def quality_problems(image: Image.Image, located: Located | None = None, lim: QualityLimits = QUALITY_LIMITS,
+                     locate: LocateLimits = LOCATE_LIMITS) -> tuple[str, ...]:
+    """Why this picture is too poor to judge (reason codes of REASONS); empty when it is fine. The limits are the
+    manifest's `pipeline.quality` and `pipeline.locate` when served."""
+    return problems_from(quality_measures(image, located, lim, locate), lim)

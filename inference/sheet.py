@@ -19,14 +19,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypedDict
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict  # pydantic validates these on Python 3.11 only from typing_extensions
 
-from .locate import film_region, work_copy
+from .locate import LOCATE_LIMITS, LocateLimits, film_region, work_copy
 
 
+@with_config(ConfigDict(extra="forbid"))
 class SheetLimits(TypedDict):
     """The entries of `SHEET_LIMITS`, typed: counts, percentiles and pixel sizes are ints (they index, slice and
     size arrays), `tile_aspect` is a (low, high) pair, the rest are floats."""
@@ -160,14 +162,13 @@ class Axis:
 
 # --- signals -----------------------------------------------------------------------------------------
 
-def texture(gray: np.ndarray, axis: int) -> np.ndarray:
+def texture(gray: np.ndarray, axis: int, lim: SheetLimits = SHEET_LIMITS) -> np.ndarray:
     """Lighting-invariant texture for finding gutters along `axis` (0: rows, from horizontal differences).
 
     Glare adds (255 - v) * b to a pixel: it scales both the pixel's local contrast and its headroom
     (255 - v) by (1 - b), so their ratio is unchanged. Second differences are used so the glare's own
     slope (a smooth ramp) does not read as texture.
     """
-    lim = SHEET_LIMITS
     step = lim["texture_step"]
     g = gray if axis == 1 else gray.T
     diff = np.zeros_like(g)
@@ -178,10 +179,9 @@ def texture(gray: np.ndarray, axis: int) -> np.ndarray:
     return np.minimum(ratio / lim["texture_full"], 1.0) * 255.0
 
 
-def _content_box(gray: np.ndarray) -> tuple[int, int, int, int]:
+def _content_box(gray: np.ndarray, lim: SheetLimits) -> tuple[int, int, int, int]:
     """Rows and columns holding bright content, plus a small margin: a sheet shown on a dark monitor
     may fill only part of the picture, and the empty surround would dilute the profiles."""
-    lim = SHEET_LIMITS
     low, high = np.percentile(gray, [5, 99.5])
     bright = gray > low + max(lim["content_abs"], lim["content_rel"] * (high - low))
     h, w = gray.shape
@@ -197,9 +197,9 @@ def _content_box(gray: np.ndarray) -> tuple[int, int, int, int]:
 
 # --- de-skew -------------------------------------------------------------------------------------------
 
-def readable(gray: np.ndarray) -> np.ndarray:
+def readable(gray: np.ndarray, lim: SheetLimits = SHEET_LIMITS) -> np.ndarray:
     """1.0 where texture can be read, 0.0 where a pixel is blown out (its differences are quantisation)."""
-    return (gray < 255.0 - SHEET_LIMITS["blown_room"]).astype(np.float32)
+    return (gray < 255.0 - lim["blown_room"]).astype(np.float32)
 
 
 class _Projection:
@@ -210,7 +210,8 @@ class _Projection:
     slope costs one short loop over shift values.
     """
 
-    def __init__(self, weighted: np.ndarray, weights: np.ndarray, axis: int) -> None:
+    def __init__(self, weighted: np.ndarray, weights: np.ndarray, axis: int, min_readable: float) -> None:
+        self.min_readable = min_readable
         t, w = (weighted, weights) if axis == 0 else (weighted.T, weights.T)
         self.length, self.lines = w.shape  # positions along the profile, pixels summed per line
         zero = np.zeros((self.length, 1))
@@ -230,7 +231,7 @@ class _Projection:
             total[at:at + h] += self._cum_t[:, end] - self._cum_t[:, start]
             count[at:at + h] += self._cum_w[:, end] - self._cum_w[:, start]
         out = total / np.maximum(count, 1e-6)
-        out[count < SHEET_LIMITS["min_readable"] * n] = np.nan
+        out[count < self.min_readable * n] = np.nan
         return out, base
 
 
@@ -243,10 +244,9 @@ def _sharpness(profile: np.ndarray, blur: int = 1) -> float:
     return float((steps ** 2).mean()) if steps.size else 0.0
 
 
-def skew_slope(projection: _Projection) -> float:
+def skew_slope(projection: _Projection, lim: SheetLimits) -> float:
     """Slope of the gutters that makes this axis's profile sharpest (mean squared step): gutters
     followed exactly give steep walls, crossed at an angle they are smeared. 0.0 unless clearly better."""
-    lim = SHEET_LIMITS
     upright = _sharpness(projection.profile(0.0)[0])
     limit = math.tan(math.radians(lim["skew_search_deg"]))
     coarse = np.tan(np.radians(np.arange(-lim["skew_search_deg"], lim["skew_search_deg"] + 0.5, lim["skew_coarse_deg"])))
@@ -272,9 +272,8 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
-def axis_grid(profile: np.ndarray) -> Axis | None:
+def axis_grid(profile: np.ndarray, lim: SheetLimits = SHEET_LIMITS) -> Axis | None:
     """A regular grid of plateaus on flat gaps along one profile, or None."""
-    lim = SHEET_LIMITS
     n = profile.size
     known = np.isfinite(profile)
     if known.sum() < n / 2:
@@ -329,7 +328,7 @@ def slanted_mean(gray: np.ndarray, slope: float, axis: int) -> tuple[np.ndarray,
     return total / np.maximum(count, 1), base
 
 
-def tile_edges(intensity: np.ndarray, axis: Axis) -> Axis:
+def tile_edges(intensity: np.ndarray, axis: Axis, lim: SheetLimits) -> Axis:
     """Refit a grid on the tiles' own edges, where the gutters show them.
 
     The models are sensitive to framing (a 10 % wider crop flips some verdicts), and plateau centres
@@ -340,7 +339,6 @@ def tile_edges(intensity: np.ndarray, axis: Axis) -> Axis:
     the best start/end pair is read off the fold. When too few of those steps are strong (black
     gutters on black scans), the plateau grid stands, trimmed by a default inset.
     """
-    lim = SHEET_LIMITS
     inset = lim["default_inset"] * axis.period
     default = Axis(axis.start, axis.period, axis.count, inset, inset)
     signed = np.diff(intensity)  # signed[j - 1]: the step at coordinate j, between pixels j-1 and j
@@ -379,16 +377,16 @@ def tile_edges(intensity: np.ndarray, axis: Axis) -> Axis:
             + (np.interp(starts + width, coords, end_steps) >= strong).sum())
     if hits < lim["min_edges"] * 2 * axis.count:
         return default
-    if not _gutters_stand_out(intensity, first, period, width, strong):
+    if not _gutters_stand_out(intensity, first, period, width, strong, lim):
         return default
     gutter = period - width
     return Axis(first - gutter / 2, period, axis.count, gutter / 2, gutter / 2)
 
 
-def _gutters_stand_out(intensity: np.ndarray, first: float, period: float, width: int, strong: float) -> bool:
+def _gutters_stand_out(intensity: np.ndarray, first: float, period: float, width: int, strong: float,
+                       lim: SheetLimits) -> bool:
     """True when the fitted gutters are flat bands whose level differs from a neighbouring tile's rim —
     edges found in grey-on-grey by chance (texture, labels) fail this."""
-    lim = SHEET_LIMITS
     rim = max(2, round(lim["rim_share"] * period))
     n = intensity.size
     good = total = 0
@@ -441,14 +439,14 @@ def _bounds(points: Sequence[tuple[float, float]], size: tuple[int, int]) -> tup
 
 
 def _tile_image(picture: Image.Image, corners: tuple[tuple[float, float], ...], upright: bool,
-                box: tuple[int, int, int, int]) -> Image.Image:
+                box: tuple[int, int, int, int], lim: SheetLimits) -> Image.Image:
     """The tile's pixels: a plain crop when the grid is upright, else one affine resample of just the
     tile's parallelogram."""
     if upright:
         return picture.crop(box)
     (x00, y00), (x10, y10), (x01, y01), _ = corners
     width, height = math.hypot(x10 - x00, y10 - y00), math.hypot(x01 - x00, y01 - y00)
-    zoom = min(1.0, SHEET_LIMITS["tile_max_side"] / max(width, height, 1.0))
+    zoom = min(1.0, lim["tile_max_side"] / max(width, height, 1.0))
     out = (max(1, round(width * zoom)), max(1, round(height * zoom)))
     affine = ((x10 - x00) / out[0], (x01 - x00) / out[1], x00, (y10 - y00) / out[0], (y01 - y00) / out[1], y00)
     return picture.transform(out, Image.Transform.AFFINE, affine, Image.Resampling.BILINEAR)
@@ -457,55 +455,55 @@ def _tile_image(picture: Image.Image, corners: tuple[tuple[float, float], ...], 
 # --- finding and cutting the sheet ---------------------------------------------------------------------
 
 def _refined(picture: Image.Image, scale: float, offset: tuple[int, int], shape: tuple[int, int],
-             axes: tuple[Axis, Axis], slopes: list[float]) -> tuple[Axis, Axis]:
+             axes: tuple[Axis, Axis], slopes: list[float], lim: SheetLimits,
+             locate: LocateLimits) -> tuple[Axis, Axis]:
     """Both axes refitted on tile edges in a finer copy of the sheet (up to `fine_side`), converted
     back to analysis-pixel line constants."""
-    fine = work_copy(picture, SHEET_LIMITS["fine_side"])
+    fine = work_copy(picture, lim["fine_side"], locate)
     k = scale / fine.scale  # fine pixels per analysis pixel
     x0, y0 = math.floor(offset[0] * k), math.floor(offset[1] * k)
     x1, y1 = math.ceil((offset[0] + shape[1]) * k), math.ceil((offset[1] + shape[0]) * k)
     gray = fine.gray[y0:y1, x0:x1]
     # Only the dark levels matter here (gutter vs the scans' black): capping brightness keeps label
     # text in the gutters and heads near the tile edges from outweighing a faint gutter edge.
-    gray = np.minimum(gray, np.percentile(gray, SHEET_LIMITS["cap_q"]) + SHEET_LIMITS["cap_room"])
+    gray = np.minimum(gray, np.percentile(gray, lim["cap_q"]) + lim["cap_room"])
     dx, dy = offset[0] * k - x0, offset[1] * k - y0
     out = []
     for which, (axis, slope) in enumerate(zip(axes, slopes)):
         intensity, base = slanted_mean(gray, slope, which)
         # a line constant C in analysis pixels is k*C + shift in this crop (rows: y - s*x, columns: x - s*y)
         shift = (dy - slope * dx if which == 0 else dx - slope * dy) + base
-        fitted = tile_edges(intensity, Axis(axis.start * k + shift, axis.period * k, axis.count))
+        fitted = tile_edges(intensity, Axis(axis.start * k + shift, axis.period * k, axis.count), lim)
         out.append(Axis((fitted.start - shift) / k, fitted.period / k, fitted.count, fitted.lead / k, fitted.trail / k))
     return out[0], out[1]
 
 
-def find_sheet(image: Image.Image) -> Sheet | None:
+def find_sheet(image: Image.Image, lim: SheetLimits = SHEET_LIMITS, locate: LocateLimits = LOCATE_LIMITS) -> Sheet | None:
     """The film sheet in `image` (≥ 2x2 regular tiles), or None for an ordinary picture or single scan."""
-    lim = SHEET_LIMITS
     picture = image if image.mode == "RGB" else image.convert("RGB")
-    work = work_copy(picture, lim["work_side"])
+    work = work_copy(picture, lim["work_side"], locate)
     if min(work.gray.shape) < 8 * lim["min_per_axis"]:
         return None
     gray = work.gray
     offset = (0, 0)
-    film = film_region(work)
+    film = film_region(work, locate)
     if film is not None:
         mask, (x0, y0, x1, y1) = film
         low = float(np.percentile(gray[mask], 5))
         gray = np.where(mask, gray, low)[y0:y1, x0:x1]  # the desk around the sheet reads as outer gutter
         offset = (x0, y0)
-    x0, y0, x1, y1 = _content_box(gray)
+    x0, y0, x1, y1 = _content_box(gray, lim)
     gray = gray[y0:y1, x0:x1]
     offset = (offset[0] + x0, offset[1] + y0)
     if min(gray.shape) < 8 * lim["min_per_axis"]:
         return None
-    weights = readable(gray)
+    weights = readable(gray, lim)
     slopes, grids = [], []
     for axis in (0, 1):  # rows first: a single scan has one tile row, and the columns need not be searched
-        projection = _Projection(texture(gray, axis) * weights, weights, axis)
-        slopes.append(skew_slope(projection))
+        projection = _Projection(texture(gray, axis, lim) * weights, weights, axis, lim["min_readable"])
+        slopes.append(skew_slope(projection, lim))
         profile, base = projection.profile(slopes[-1])
-        found = axis_grid(profile)
+        found = axis_grid(profile, lim)
         if found is None:
             return None
         grids.append(Axis(found.start - base, found.period, found.count))
@@ -514,7 +512,7 @@ def find_sheet(image: Image.Image) -> Sheet | None:
         return None
     if not lim["tile_aspect"][0] <= cols.period / rows.period <= lim["tile_aspect"][1]:
         return None
-    rows, cols = _refined(picture, work.scale, offset, gray.shape, (rows, cols), slopes)
+    rows, cols = _refined(picture, work.scale, offset, gray.shape, (rows, cols), slopes, lim, locate)
     grid = _Grid(rows, cols, slopes[0], slopes[1], offset, work.scale)
     upright = slopes[0] == 0.0 and slopes[1] == 0.0
     tiles: list[Tile] = []
@@ -525,7 +523,7 @@ def find_sheet(image: Image.Image) -> Sheet | None:
             box = _bounds(corners, picture.size)
             if box[2] - box[0] < 2 or box[3] - box[1] < 2:
                 return None
-            tiles.append(Tile(r, c, box, _tile_image(picture, corners, upright, box)))
+            tiles.append(Tile(r, c, box, _tile_image(picture, corners, upright, box, lim)))
             points.extend(corners)
     tilt = (math.degrees(math.atan(slopes[0])), math.degrees(math.atan(slopes[1])))
     return Sheet(rows.count, cols.count, tuple(tiles), _bounds(points, picture.size), tilt)

@@ -36,7 +36,7 @@ def test_verdicts_follow_the_thresholds(mri, tumor, types, expected):
 
 
 def test_thresholds_are_read_from_the_manifest(models_dir):
-    cascade = Cascade.from_dir(models_dir)
+    cascade = Cascade.load(models_dir)
     manifest = json.loads((models_dir / "manifest.json").read_text())
     for name in ("discriminator", "detector", "typer"):
         assert cascade.thresholds[name] == manifest["models"][name]["thresholds"]
@@ -50,13 +50,13 @@ def test_manifest_files_match_their_hashes(models_dir):
 
 
 def test_a_generated_landscape_photo_is_not_an_mri(models_dir):
-    _, result = Cascade.from_dir(models_dir).predict_bytes(jpeg_bytes(landscape_photo()))
+    _, result = Cascade.load(models_dir).predict_bytes(jpeg_bytes(landscape_photo()))
     assert result.verdict == "not_mri"
     assert result.mri_probability < 0.5
 
 
 def test_real_scans_get_the_expected_verdicts(models_dir, manifest_rows):
-    cascade = Cascade.from_dir(models_dir)
+    cascade = Cascade.load(models_dir)
     glioma = pick(manifest_rows, 8, source="kaggle4", label="glioma")
     # Every healthy test MRI of both sets; the audited head CT filed as "no tumour" is left out (it is not MRI).
     healthy = [DATA_DIR / r.path for r in read_manifest(DATA_DIR, include_lgg=False)
@@ -81,7 +81,7 @@ def test_real_scans_get_the_expected_verdicts(models_dir, manifest_rows):
 def test_interpreters_are_safe_under_concurrent_use(models_dir, manifest_rows):
     from concurrent.futures import ThreadPoolExecutor
 
-    cascade = Cascade.from_dir(models_dir)
+    cascade = Cascade.load(models_dir)
     paths = pick(manifest_rows, 6, source="kaggle4", label="meningioma")
     serial = [cascade.predict_bytes(p.read_bytes())[1].type_probabilities for p in paths]
     with ThreadPoolExecutor(4) as pool:
@@ -98,7 +98,7 @@ def test_serving_never_imports_tensorflow(tmp_path):
         "from bot.settings import Settings\n"
         "import numpy as np\nfrom PIL import Image\n"
         "s = Settings()\n"
-        "c = Cascade.from_dir(s.models_dir)\n"
+        "c = Cascade.load(s.models_dir)\n"
         "c.predict_image(Image.fromarray((np.random.rand(128,128,3)*255).astype('uint8')))\n"
         "chat_router(s.models_dir).answer('que es un glioma')\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')]\n"

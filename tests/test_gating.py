@@ -116,7 +116,7 @@ def test_a_manifest_without_a_gating_table_fails_at_load_with_one_clear_line(mod
     del raw["gating"]
     (copy / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(ManifestError, match="gating"):
-        Cascade.from_dir(copy)
+        Cascade.load(copy)
     assert Cascade(load_manifest(copy, require_gating=False), gated=False).gated is False
 
 

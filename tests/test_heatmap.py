@@ -16,7 +16,7 @@ from .conftest import pick
 
 @pytest.fixture(scope="module")
 def cascade(models_dir):
-    return Cascade.from_dir(models_dir)
+    return Cascade.load(models_dir)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_a_randomized_model_gives_a_different_map(cascade, tumour_scans, tmp_pat
     from training.models import image_classifier
 
     spec = cascade.specs["typer"]
-    arch = spec.extra["training"]["architecture"]
+    arch = spec.entry.training["architecture"]
     random_net = TFLiteModel(convert(image_classifier(arch["size"], spec.channels, tuple(arch["widths"]), len(spec.labels)), "float32"))
     correlations = []
     typed = [scan for scan in tumour_scans if scan[2].tumor_type][:6]

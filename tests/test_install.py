@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,17 @@ def _models_with_a_changed_file(tmp: Path) -> dict[str, str]:
     return {"MODELS_DIR": str(copy)}
 
 
+def _models_with_an_edited_manifest(edit: Callable[[dict], object]) -> Callable[[Path], dict[str, str]]:
+    def make(tmp: Path) -> dict[str, str]:
+        copy = tmp / "models"
+        shutil.copytree(MODELS_DIR, copy)
+        manifest = json.loads((copy / "manifest.json").read_text())
+        edit(manifest)
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+        return {"MODELS_DIR": str(copy)}
+    return make
+
+
 def _knowledge_with(tmp: Path, name: str, content: str | None) -> dict[str, str]:
     copy = tmp / "knowledge"
     shutil.copytree(KNOWLEDGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
@@ -53,6 +65,12 @@ SETUP_PROBLEMS = {
     # case: (environment, command, words the one line must contain)
     "wrong MODELS_DIR": (lambda tmp: {"MODELS_DIR": str(tmp / "nowhere")}, ("ask", "hola"), ("nowhere", "MODELS_DIR")),
     "checksum mismatch": (_models_with_a_changed_file, ("predict", "x.png"), ("typer.tflite", "sha256")),
+    "unknown manifest field": (
+        _models_with_an_edited_manifest(lambda m: m["models"]["typer"].update(temperatur=1.0)),
+        ("predict", "x.png"), ("manifest.json", "models.typer.temperatur", "unknown field")),
+    "missing pipeline limit": (
+        _models_with_an_edited_manifest(lambda m: m["pipeline"]["quality"].pop("min_sharpness")),
+        ("ask", "hola"), ("manifest.json", "pipeline.quality.min_sharpness", "missing field")),
     "malformed red flags": (lambda tmp: _knowledge_with(tmp, "red_flags.json", '{"acute": ['),
                             ("ask", "hola"), ("red_flags.json", "not valid JSON")),
     "missing phrasings": (lambda tmp: _knowledge_with(tmp, "questions.json", None), ("ask", "hola"), ("questions.json",)),

@@ -39,7 +39,7 @@ def on_background(scan: Image.Image, seed: int, colour: str, zoom: float = 1.0) 
 
 @pytest.fixture(scope="module")
 def cascade(models_dir):
-    return Cascade.from_dir(models_dir)
+    return Cascade.load(models_dir)
 
 
 @pytest.fixture(scope="module")

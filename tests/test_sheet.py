@@ -82,7 +82,7 @@ def photograph(sheet: Image.Image, boxes, cols: int, how: str, seed: int):
 
 @pytest.fixture(scope="module")
 def cascade(models_dir):
-    return Cascade.from_dir(models_dir)
+    return Cascade.load(models_dir)
 
 
 @pytest.fixture(scope="module")

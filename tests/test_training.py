@@ -21,7 +21,7 @@ def test_training_cache_and_serving_give_the_same_tensor(tmp_path, data_dir, man
     from training.dataset import _decode_one
 
     files = pick(manifest_rows, 3, source="kaggle4", label="glioma") + pick(manifest_rows, 2, kind="skin")
-    cascade = Cascade.from_dir(Path(__file__).resolve().parents[1] / "models")
+    cascade = Cascade.load(Path(__file__).resolve().parents[1] / "models")
     for path in files:
         gray, rgb = _decode_one((str(path), 128))
         image = decode_image(path.read_bytes()).image

@@ -1,6 +1,6 @@
-"""Check the picture-quality limits (`inference.quality.QUALITY_LIMITS`) against clean validation MRIs.
+"""Check the picture-quality limits a model set serves (`pipeline.quality` in its manifest) against clean validation MRIs.
 
-    python -m training.calibrate_quality [--data DIR] [--out models/cards/quality_calibration.json]
+    python -m training.calibrate_quality [--data DIR] [--models models] [--out models/cards/quality_calibration.json]
 
 A limit that refuses clean scans sends real patients away for nothing, so every limit must let at least
 MIN_PASS of the public sets' clean validation MRIs through its own check (LGG and each source are reported). The test split is
@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from inference.imaging import decode_image
-from inference.quality import QUALITY_LIMITS, problems_from, quality_measures
+from inference.locate import LocateLimits
+from inference.manifest import load_manifest
+from inference.quality import QualityLimits, problems_from, quality_measures
 
 from .dataset import default_data_dir, read_manifest
 
@@ -28,19 +30,22 @@ MIN_PASS = 0.99
 HELD_TO_MIN_PASS = ("kaggle4", "br35h")
 
 
-def _measure(file: str) -> tuple[dict, tuple[str, ...]]:
-    m = quality_measures(decode_image(Path(file).read_bytes()).image)
+def _measure(job: tuple[str, QualityLimits, LocateLimits]) -> tuple[dict, tuple[str, ...]]:
+    file, limits, locate = job
+    m = quality_measures(decode_image(Path(file).read_bytes()).image, None, limits, locate)
     top, _, left, right = m.border_cover
     return ({"brightness": m.brightness, "sharpness": m.sharpness, "washed_share": m.washed_share,
              "cover_one": max(top, left, right), "cover_two": sorted(m.border_cover, reverse=True)[1],
-             "head_aspect": m.head_aspect, "short_side": m.short_side}, problems_from(m))
+             "head_aspect": m.head_aspect, "short_side": m.short_side}, problems_from(m, limits))
 
 
-def calibrate(data_dir: Path, workers: int = 2) -> dict:
+def calibrate(data_dir: Path, models_dir: Path, workers: int = 2) -> dict:
     rows = [r for r in read_manifest(data_dir) if r.split == "val" and r.is_brain_mri]
+    pipeline = load_manifest(models_dir, require_gating=False).pipeline
+    jobs = [(str(data_dir / r.path), pipeline.quality, pipeline.locate) for r in rows]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        measured = list(pool.map(_measure, [str(data_dir / r.path) for r in rows], chunksize=32))
-    report: dict = {"split": "val", "limits": QUALITY_LIMITS, "min_pass": MIN_PASS, "by_source": {}}
+        measured = list(pool.map(_measure, jobs, chunksize=32))
+    report: dict = {"split": "val", "limits": pipeline.quality, "min_pass": MIN_PASS, "by_source": {}}
     for source in sorted({r.source for r in rows}):
         picked = [m for r, m in zip(rows, measured) if r.source == source]
         values = {k: np.array([v[k] for v, _ in picked], dtype=float) for k in picked[0][0]}
@@ -66,9 +71,10 @@ def calibrate(data_dir: Path, workers: int = 2) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=default_data_dir())
+    parser.add_argument("--models", type=Path, default=Path("models"), help="the model set whose manifest limits are checked")
     parser.add_argument("--out", type=Path, default=Path("models/cards/quality_calibration.json"))
     args = parser.parse_args(argv)
-    report = calibrate(args.data)
+    report = calibrate(args.data, args.models)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["by_source"], indent=2))

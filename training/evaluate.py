@@ -49,7 +49,7 @@ def evaluate_each_model(data_dir: Path, models_dir: Path, cache_dir: Path, refit
         model = TFLiteModel(spec.file)
         if refit:
             arrays["val"] = validation_with_copies(task, cache, data_dir, cache_dir)
-        logits = {s: model.run_in_chunks(arrays[s][0], tta=spec.extra.get("tta")) for s in ("val", "test")}
+        logits = {s: model.run_in_chunks(arrays[s][0], tta=spec.tta) for s in ("val", "test")}
         evaluation = evaluate_task(task, logits["val"], arrays["val"][1], logits["test"], arrays["test"][1], rows,
                                    fixed=None if refit else {"temperature": spec.temperature, "thresholds": spec.thresholds})
         entry = raw["models"][name]

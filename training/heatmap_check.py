@@ -48,7 +48,7 @@ def _random_detector(spec) -> object:
     from .models import image_classifier
 
     keras.utils.set_random_seed(1234)  # one fixed draw of random weights, so the control is the same each run
-    arch = spec.extra["training"]["architecture"]
+    arch = spec.entry.training["architecture"]
     net = image_classifier(arch["size"], spec.channels, tuple(arch["widths"]), len(spec.labels))
     return TFLiteModel(convert(net, "float32"))
 
@@ -57,9 +57,9 @@ def heatmaps_against_masks(data_dir: Path, models_dir: Path, limit: int = 150) -
     from inference.cascade import Cascade
     from inference.locate import locate_scan
 
-    cascade = Cascade.from_dir(models_dir)
+    cascade = Cascade.load(models_dir)
     spec = cascade.specs["detector"]
-    target = spec.labels.index(spec.extra.get("positive_label") or "tumor")
+    target = spec.labels.index(spec.positive_label or "tumor")
     rows = [r for r in read_manifest(data_dir) if r.source == "lgg" and r.split == "test" and r.mask_px >= VISIBLE_MASK_PX]
     rows = rows[::max(1, len(rows) // limit)][:limit]
     random_net = _random_detector(spec)

@@ -31,7 +31,7 @@ def _load(models_dir: str) -> None:
     global _cascade
     from inference.cascade import Cascade
 
-    _cascade = Cascade.from_dir(Path(models_dir))
+    _cascade = Cascade.load(Path(models_dir))
 
 
 def _photograph(image, path: str, variant: str):

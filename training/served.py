@@ -42,9 +42,8 @@ class Served:
 def _load(models_dir: str) -> None:
     global _cascade
     from inference.cascade import Cascade
-    from inference.manifest import load_manifest
 
-    _cascade = Cascade(load_manifest(Path(models_dir), require_gating=False), gated=False)
+    _cascade = Cascade.load(Path(models_dir), gated=False)
 
 
 def _score(file: str) -> Served:
@@ -55,7 +54,7 @@ def _score(file: str) -> Served:
     gated: tuple[str | None, str | None, tuple[str, ...]] = (None, None, ())
     if set(r.reasons) - set(Reason):  # the picture pipeline's quality reasons: no gate changes those
         gated = (str(r.verdict), r.tumor_type, tuple(r.reasons))
-    elif _cascade.manifest.raw.get("gating"):
+    elif _cascade.manifest.file.gating is not None:
         kind = SliceKind(r.sequence, r.sequence_confidence, r.plane, r.plane_confidence)
         verdict, tumor_type, reasons = decide(r.mri_probability, r.tumor_probability, r.type_probabilities,
                                               _cascade.thresholds, gate_for(kind, _cascade.manifest.gating))

@@ -50,7 +50,8 @@ def _record(path: str, cascade: Cascade, heatmap_dir: Path | None) -> tuple[dict
         heat = occlusion_map(cascade, analysis.image, result)
         heatmap_dir.mkdir(parents=True, exist_ok=True)
         out = heatmap_dir / (Path(path).stem + "_heatmap.png")
-        render_overlay(analysis.image, heat, t("heatmap.caption", "en")).save(out)
+        blur = cascade.manifest.pipeline.heatmap["overlay_blur"]
+        render_overlay(analysis.image, heat, t("heatmap.caption", "en"), blur=blur).save(out)
         record["heatmap"] = str(out)
     return record, analysis, scan.warnings
 
