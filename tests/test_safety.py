@@ -661,8 +661,56 @@ def test_the_net_adds_emergencies_the_rules_miss_and_takes_none_away(router):
 
 
 def test_the_net_adds_few_false_alarms_on_ordinary_questions(router):
-    for name in ("ordinary", "ordinary_holdout", "ordinary_holdout2"):
-        items = _read_chat_set(name)
-        added = [i["text"] for i in items
-                 if router.safety._ruled(i["text"]) is None and router.safety.check(i["text"], i["lang"]) is not None]
-        assert len(added) <= 0.005 * len(items) + 1e-9, (name, added)
+    """At most 0.5 % of the ordinary development messages, all sets together (the fit's own budget)."""
+    items = [i for name in ("ordinary", "ordinary_holdout", "ordinary_holdout2", "ordinary_holdout3")
+             for i in _read_chat_set(name)]
+    added = [i["text"] for i in items
+             if router.safety._ruled(i["text"]) is None and router.safety.check(i["text"], i["lang"]) is not None]
+    assert len(added) <= 0.005 * len(items), added
+
+
+# ---- figures of speech, real words near rule words, and the net's guesses calmed like the rules' ---------------
+
+FIGURES_OF_SPEECH = [
+    "casi me desmayo cuando vi la factura del parking",
+    "I nearly passed out when they told me the waiting list",
+    "se me cae la cara de vergüenza, no entendí nada de lo que dijo el médico",
+    "my head is exploding with all this information about grades",
+    "me muero de ganas de saber qué dice el informe",
+    "no quiero hacerme daño, solo estoy cansada y quiero hablar con alguien",
+    "I'm not suicidal, just fed up with the waiting",
+    "how do I say goodbye to my grandad? the doctors say it's days now",
+]
+
+
+@pytest.mark.parametrize("text", FIGURES_OF_SPEECH)
+def test_figures_of_speech_and_denials_raise_no_alarm(safety, text):
+    assert safety._ruled(text) is None, text
+
+
+def test_typo_repair_leaves_real_words_near_a_rule_word_alone(safety):
+    assert safety.repair.text("fainting") == "fainting"  # not "fitting" (a seizure word)
+    assert safety.repair.text("mandarme") == "mandarme"  # not "matarme"
+    assert safety._ruled("is fainting the same as a seizure?") is None
+
+
+@pytest.mark.parametrize("flag,text", [
+    (RedFlag.SELF_HARM, "he vuelto a cortarme esta noche y no sé parar"),
+    (RedFlag.SELF_HARM, "this is goodbye, I love you all, sorry"),
+    (RedFlag.SELF_HARM, "I've started giving away all my stuff to my friends"),
+    (RedFlag.SELF_HARM, "estoy regalando mis cosas, ya no las voy a necesitar"),
+    (RedFlag.NOT_BREATHING, "I can't see his chest moving at all"),
+    (RedFlag.SEIZURE, "she's had two seizures in a row and hasn't woken up"),
+    (RedFlag.UNCONSCIOUS, "I can't rouse my mum, she's breathing but won't open her eyes"),
+])
+def test_warning_signs_the_development_sets_showed_missing_are_caught(safety, flag, text):
+    assert safety._ruled(text) == flag, text
+
+
+def test_the_nets_guess_is_calmed_by_what_calms_the_rules(router):
+    """A knock on the head last week, now fine: the net's head-injury words do not outweigh the calm."""
+    layer = router.safety
+    text = "my son bumped his head at football last week, no vomiting, he's totally fine, can he play on saturday?"
+    assert layer.calms(RedFlag.HEAD_INJURY, text)
+    assert layer.check(text, "en") is None
+    assert not layer.calms(RedFlag.SELF_HARM, text)  # self-harm is never calmed

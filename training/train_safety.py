@@ -10,8 +10,10 @@ seen the rules or the evaluation sets — plus the knowledge base's question phr
 as ordinary messages. Its one threshold, on P(some red flag), is fitted on the development sets in
 tests/data/chat (every red-flag set already scored once, the ordinary sets, the dev paraphrases and out-of-scope
 questions): the lowest threshold at which the net adds false alarms to no more than MAX_ADDED_FALSE_ALARMS of
-any ordinary development set, beyond the rules' own (which one set, ordinary_holdout2, already puts at 5 %).
-The newest blind pair (red_flags_holdout3, ordinary_holdout3) is never used here.
+the ordinary development messages (the ordinary sets together; the dev paraphrases and out-of-scope questions
+each alone), beyond the rules' own. Where the rules' calming words
+("last week", "she is fine now") defuse the net's guess, it does not count, here as when served.
+The newest blind pair (red_flags_holdout4, ordinary_holdout4) is never used here.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ EVAL_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "chat"
 VOCAB_FILE = "safety_vocab.json"
 LABELS = (NO_FLAG, *(f.value for f in RedFlag))
 # The development sets the threshold is fitted on (never the newest blind pair).
-RED_FLAG_SETS = ("red_flags_dev", "red_flags_test", "red_flags_holdout", "red_flags_holdout2")
-ORDINARY_SETS = ("ordinary", "ordinary_holdout", "ordinary_holdout2", "dev", "out_of_scope")
-MAX_ADDED_FALSE_ALARMS = 0.005  # half the issue's 1 % budget, per ordinary development set
+RED_FLAG_SETS = ("red_flags_dev", "red_flags_test", "red_flags_holdout", "red_flags_holdout2", "red_flags_holdout3")
+ORDINARY_SETS = ("ordinary", "ordinary_holdout", "ordinary_holdout2", "ordinary_holdout3", "dev", "out_of_scope")
+MAX_ADDED_FALSE_ALARMS = 0.005  # half the issue's 1 % budget, over the ordinary sets together
+# ...and on each of these alone: the dev paraphrases and out-of-scope questions have their own targets (top-1, fallback)
+ON_THEIR_OWN = ("dev", "out_of_scope")
 SMALL_INTENTS_THAT_ARE_RED_FLAGS = ("emergency", "crisis")
 
 
@@ -80,20 +84,31 @@ def _fit(x: np.ndarray, y: np.ndarray, seed: int, epochs: int):
     return model
 
 
+def _calmed(layer: SafetyLayer, text: str, logits: np.ndarray) -> bool:
+    """True when the net's top emergency is one the rules' calming words defuse here (as `SafetyLayer.check`)."""
+    flags = [label for label in LABELS if label != NO_FLAG]
+    guess = RedFlag(flags[int(np.argmax([logits[LABELS.index(f)] for f in flags]))])
+    return layer.calms(guess, text)
+
+
 def _p_flag(logits: np.ndarray, temperature: float) -> np.ndarray:
     return 1.0 - softmax(logits, temperature)[:, LABELS.index(NO_FLAG)]
 
 
 def fit_threshold(flags: dict[str, tuple[np.ndarray, np.ndarray]],
                   ordinary: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[float, dict]:
-    """The lowest threshold at which the net adds ≤ MAX_ADDED_FALSE_ALARMS of each ordinary set to the rules' alarms.
+    """The lowest threshold at which the net adds ≤ MAX_ADDED_FALSE_ALARMS of the ordinary development messages (the
+    ordinary sets together: one message of a 210-message set alone would already be 0.48 %; the ON_THEIR_OWN sets
+    each alone) to the rules' alarms.
 
     Each set is (rules flagged, net P(flag)); lower thresholds catch more emergencies, so the lowest allowed wins.
     """
     for threshold in np.round(np.arange(0.30, 0.995, 0.01), 2):
         alarms = {name: float((ruled | (p >= threshold)).mean()) for name, (ruled, p) in ordinary.items()}
-        added = {name: float((~ruled & (p >= threshold)).mean()) for name, (ruled, p) in ordinary.items()}
-        if all(rate <= MAX_ADDED_FALSE_ALARMS for rate in added.values()):
+        added = {name: int((~ruled & (p >= threshold)).sum()) for name, (ruled, p) in ordinary.items()}
+        pooled = [name for name in ordinary if name not in ON_THEIR_OWN]
+        within = sum(added[n] for n in pooled) <= MAX_ADDED_FALSE_ALARMS * sum(len(ordinary[n][1]) for n in pooled)
+        if within and all(added[n] <= MAX_ADDED_FALSE_ALARMS * len(ordinary[n][1]) for n in ON_THEIR_OWN if n in ordinary):
             recall = {name: float((ruled | (p >= threshold)).mean()) for name, (ruled, p) in flags.items()}
             return float(threshold), {"false_alarms": alarms, "recall": recall}
     return 1.0, {"false_alarms": {}, "recall": {}}
@@ -118,19 +133,24 @@ def train_safety(models_dir: Path, seed: int = 1234, epochs: int | None = None, 
             if items:
                 ruled = np.array([layer.check(i["text"]) is not None for i in items])
                 logits = model.predict(_features(layer, [(i["text"], i["lang"]) for i in items], vocab), verbose=0)
-                out[name] = (ruled, logits, items)
+                calmed = np.array([_calmed(layer, i["text"], row) for i, row in zip(items, logits)])
+                out[name] = (ruled, calmed, logits, items)
         return out
+
+    def net_says(calmed: np.ndarray, logits: np.ndarray, temperature: float) -> np.ndarray:
+        """P(flag) as served: 0 where the rules' calming words overrule the net's guess."""
+        return np.where(calmed, 0.0, _p_flag(logits, temperature))
 
     flag_sets, ordinary_sets = scored(RED_FLAG_SETS), scored(ORDINARY_SETS)
     # Temperature on the development red flags and ordinary messages together: flag vs no flag, per category.
-    logits = np.concatenate([v[1] for v in (*flag_sets.values(), *ordinary_sets.values())])
-    truth = np.concatenate([[LABELS.index(i["category"]) for i in v[2]] for v in flag_sets.values()]
-                           + [[LABELS.index(NO_FLAG)] * len(v[2]) for v in ordinary_sets.values()])
+    logits = np.concatenate([v[2] for v in (*flag_sets.values(), *ordinary_sets.values())])
+    truth = np.concatenate([[LABELS.index(i["category"]) for i in v[3]] for v in flag_sets.values()]
+                           + [[LABELS.index(NO_FLAG)] * len(v[3]) for v in ordinary_sets.values()])
     temperature = fit_temperature(logits, truth.astype(int))
-    threshold, fitted = fit_threshold({k: (r, _p_flag(lg, temperature)) for k, (r, lg, _) in flag_sets.items()},
-                                      {k: (r, _p_flag(lg, temperature)) for k, (r, lg, _) in ordinary_sets.items()})
-    rules_only = {"recall": {k: float(r.mean()) for k, (r, _, _) in flag_sets.items()},
-                  "false_alarms": {k: float(r.mean()) for k, (r, _, _) in ordinary_sets.items()}}
+    threshold, fitted = fit_threshold({k: (r, net_says(c, lg, temperature)) for k, (r, c, lg, _) in flag_sets.items()},
+                                      {k: (r, net_says(c, lg, temperature)) for k, (r, c, lg, _) in ordinary_sets.items()})
+    rules_only = {"recall": {k: float(r.mean()) for k, (r, *_) in flag_sets.items()},
+                  "false_alarms": {k: float(r.mean()) for k, (r, *_) in ordinary_sets.items()}}
     log(f"[safety] {len(samples)} training messages; T={temperature}, threshold={threshold}")
     log(f"[safety] development sets, rules alone: {json.dumps(rules_only)}")
     log(f"[safety] development sets, rules + net: {json.dumps(fitted)}")

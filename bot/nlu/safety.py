@@ -5,7 +5,8 @@ else, even when the red flag is buried inside another question. Past events ("tw
 now") and hypotheticals ("what should I do if…") defuse the physical categories unless the message also
 says it is happening now; breathing is calmed only by information questions and hypotheticals ("how do you
 do CPR if someone stops breathing?"), self-harm never. Each message is tried as normalised, with
-typos repaired, and with texting spellings read out ("kiero", "cnt", "wanna", "q").
+typos repaired, and with texting spellings read out ("kiero", "cnt", "wanna", "q"); figures of speech and
+denials ("me muero de ganas", "no quiero hacerme daño") are taken out first.
 
 The rules are the floor. A small learned net (training/train_safety.py, `safety` in the manifest) then reads what
 the rules let through and adds the emergencies they miss, above a threshold fitted on the development sets; it
@@ -56,19 +57,24 @@ class SafetyLayer:
         self.net = net
         self.net_threshold = net.spec.thresholds["min_flag_probability"] if net is not None else 1.0
         self.acute = _compile(rules["acute"])
-        # Information questions, hypotheticals and worries about the future: these calm every physical category,
-        # breathing included; the other defusers (past events, calm wording) do not calm breathing.
-        self.questions = _compile(rules.get("questions", []))
+        # Information questions, hypotheticals, worries about the future and choking that is over: these calm every
+        # physical category, breathing included; the other defusers (past events, calm wording) do not calm breathing.
+        self.questions = _compile(rules.get("questions", []) + rules.get("over", []))
+        # Figures of speech ("casi me desmayo", "my head is exploding with all this information") and denials ("no
+        # quiero hacerme daño"): taken out of the message before any rule reads it.
+        self.idioms = _compile(rules.get("idioms", []))
         self.defusers = _compile(rules["defusers"]) + self.questions
         # Texting spellings read as the full words, for the rules only (the normal form itself stays as it is).
         self.texting: dict[str, str] = dict(rules.get("texting", {}))
         self.rules = tuple(
             _Rule(RedFlag(name), _compile(spec["patterns"]), _compile(spec.get("signs", [])), bool(spec.get("defusable")))
             for name, spec in rules["categories"].items())
+        self._defusable = {rule.flag: rule.defusable for rule in self.rules}
         # The literal words of the rules are what a typo is repaired towards ("seisure" -> "seizure").
         sources = [p.pattern for r in self.rules for p in r.patterns + r.signs]
         targets = {w for s in sources for w in _WORD.findall(re.sub(r"\\[a-z]", " ", s))}
-        self.repair = TypoRepair(targets, known_words)
+        # Real words near a rule word stay as written ("fainting" is not "fitting", "mandarme" not "matarme").
+        self.repair = TypoRepair(targets, known_words | set(rules.get("keep_words", [])))
 
     def reading(self, text: str) -> str:
         """What the net reads: the message normalised, texting spellings read out and typos repaired."""
@@ -85,14 +91,27 @@ class SafetyLayer:
         probs = self.net.probabilities(self.reading(text), lang)
         if not probs or 1.0 - probs[NO_FLAG] < self.net_threshold:
             return None
-        return RedFlag(max((label for label in probs if label != NO_FLAG), key=probs.__getitem__))
+        guess = RedFlag(max((label for label in probs if label != NO_FLAG), key=probs.__getitem__))
+        return None if self.calms(guess, text) else guess
+
+    def calms(self, flag: RedFlag, text: str) -> bool:
+        """The net reads words, not time: what calms a rule ("last week", "she is fine now") calms its guess too."""
+        candidates = self._candidates(text)
+        return bool(self._defusable[flag] and candidates and self._defused(candidates))
+
+    def _candidates(self, text: str) -> set[str]:
+        """The readings the rules try: normalised (figures of speech taken out), typos repaired, texting read out."""
+        normal = normalize(text)
+        for idiom in self.idioms:
+            normal = idiom.sub(" ", normal)
+        if not normal.strip():
+            return set()
+        return {normal, self.repair.text(normal), self.repair.text(self._texting(normal))}
 
     def _ruled(self, text: str) -> RedFlag | None:
-        normal = normalize(text)
-        if not normal:
+        candidates = self._candidates(text)
+        if not candidates:
             return None
-        texting = self._texting(normal)
-        candidates = {normal, self.repair.text(normal), self.repair.text(texting)}
         defused = None
         asked = None
         for rule in sorted(self.rules, key=lambda r: r.flag != RedFlag.SELF_HARM):
