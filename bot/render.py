@@ -10,10 +10,14 @@ from PIL import Image
 
 from inference.cascade import CascadeResult
 from inference.errors import InputRejected
+from inference.labels import TumorType
 from inference.picture import PictureAnalysis
 from inference.sheet import annotate_sheet
 
 from .messages import has, percent, t
+
+# The typer's probabilities in the order a reader expects them: the three tumour types, then "no tumour".
+SHOWN_TYPES = (TumorType.GLIOMA, TumorType.MENINGIOMA, TumorType.PITUITARY, TumorType.NOTUMOR)
 
 
 def type_label(tumor_type: str | None, lang: str) -> str:
@@ -59,7 +63,7 @@ def result_html(result: CascadeResult, lang: str, warnings: tuple[str, ...] = ()
     p = result.type_probabilities
     parts.append(t("result.probabilities", lang, mri=percent(result.mri_probability, lang),
                    tumor=percent(result.tumor_probability, lang),
-                   **{k: percent(p.get(k), lang) for k in ("glioma", "meningioma", "pituitary", "notumor")}))
+                   **{k: percent(p.get(k), lang) for k in SHOWN_TYPES}))
     if result.tumor_type:
         parts.append(t(f"result.meaning.{result.tumor_type}", lang))
     parts.append(t("result.disclaimer", lang))

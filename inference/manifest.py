@@ -16,15 +16,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigurationError
 from .heatmap import HEATMAP, HeatmapSettings
+from .labels import Plane, Sequence, TumorType
 from .locate import LOCATE_LIMITS, LocateLimits
 from .quality import QUALITY_LIMITS, QualityLimits
 from .sheet import SHEET_LIMITS, SheetLimits
 
 MANIFEST_FILE = "manifest.json"
+# Models whose classes are a closed set the rest of the code names (the gating table, the bot's texts).
+CLOSED_LABELS: dict[str, type[StrEnum]] = {"typer": TumorType, "sequence": Sequence, "plane": Plane}
 SCHEMA_VERSION = 2
 
 
@@ -143,6 +146,13 @@ class ManifestFile(_Strict):
     models: dict[str, ModelEntry]
     pipeline: PipelineLimits
     gating: GatingTable | None = None  # absent between retraining an image model and `evaluate --refit`
+
+    @model_validator(mode="after")
+    def _closed_labels(self) -> ManifestFile:
+        for name, labels in CLOSED_LABELS.items():
+            if name in self.models and sorted(self.models[name].labels) != sorted(labels):
+                raise ValueError(f"models.{name}.labels must be {sorted(labels)}, not {self.models[name].labels}")
+        return self
 
     @classmethod
     def empty(cls) -> ManifestFile:

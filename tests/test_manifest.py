@@ -73,3 +73,9 @@ def test_the_picture_pipeline_reads_its_limits_from_the_manifest(tmp_path, manif
 
     strict = analyse_picture(Cascade(load_manifest(models_copy(tmp_path, demand_a_huge_scan))), scan).result
     assert strict.verdict == "inconclusive" and "too_small" in strict.reasons
+
+
+def test_a_typer_with_classes_the_code_does_not_know_is_refused_at_load(tmp_path):
+    copy = models_copy(tmp_path, lambda m: m["models"]["typer"].update(labels=["glioma", "meningioma", "notumor", "adenoma"]))
+    with pytest.raises(ManifestError, match=r"models\.typer\.labels must be"):
+        load_manifest(copy)

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from inference.imaging import decode_image, to_tensor
+from inference.labels import Plane, Sequence, TumorType
 
-TYPE_LABELS = ("glioma", "meningioma", "notumor", "pituitary")
+TYPE_LABELS = tuple(TumorType)
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,8 @@ SEQUENCE_LABELS_FILE = Path(__file__).with_name("sequence_labels.tsv")
 LGG_MANIFEST = Path("mri") / "lgg" / "manifest.tsv"
 # LGG's sequence names, in the closed set the sequence model learns.
 LGG_SEQUENCES = {"t1pre": "t1", "t1post": "t1c", "flair": "flair"}
-SEQUENCES = ("t1", "t1c", "t2", "flair")
-PLANES = ("axial", "coronal", "sagittal")
+SEQUENCES = tuple(Sequence)
+PLANES = tuple(Plane)
 
 
 def audited_not_mri() -> set[str]:
