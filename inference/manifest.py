@@ -177,6 +177,9 @@ def _one_line(exc: ValidationError) -> str:
 
 
 def parse_manifest(raw: Any, where: Path) -> ManifestFile:
+    if isinstance(raw, dict) and raw.get("schema") == 1:
+        raise ManifestError(f"{where}: schema 1, from before the pipeline limits were in the manifest; "
+                            f"upgrade it with `python -m training.manifest_io upgrade {where.parent}`")
     try:
         return ManifestFile.model_validate(raw)
     except ValidationError as exc:

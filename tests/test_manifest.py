@@ -79,3 +79,15 @@ def test_a_typer_with_classes_the_code_does_not_know_is_refused_at_load(tmp_path
     copy = models_copy(tmp_path, lambda m: m["models"]["typer"].update(labels=["glioma", "meningioma", "notumor", "adenoma"]))
     with pytest.raises(ManifestError, match=r"models\.typer\.labels must be"):
         load_manifest(copy)
+
+
+def test_an_older_model_set_is_refused_with_the_command_that_upgrades_it(tmp_path):
+    copy = models_copy(tmp_path)
+    raw = json.loads((copy / "manifest.json").read_text())
+    raw["schema"] = 1
+    del raw["pipeline"]
+    (copy / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ManifestError, match="training.manifest_io upgrade"):
+        load_manifest(copy)
+    manifest_io.upgrade(copy)
+    assert load_manifest(copy).pipeline == PipelineLimits.from_code()

@@ -7,13 +7,14 @@ writes, rather than the server when it starts.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from inference.manifest import MANIFEST_FILE, ManifestFile, parse_manifest, read_manifest_file
+from inference.manifest import MANIFEST_FILE, SCHEMA_VERSION, ManifestFile, PipelineLimits, parse_manifest, read_manifest_file
 
 
 def load(models_dir: Path) -> dict[str, Any]:
@@ -41,3 +42,29 @@ def update_manifest_entry(models_dir: Path, name: str, entry: dict[str, Any], co
         manifest.pop("gating", None)
     save(models_dir, manifest)
     return entry
+
+
+def upgrade(models_dir: Path) -> None:
+    """A schema 1 manifest (an older model set, e.g. a benchmark's baseline) gets this code's pipeline limits, which
+    are the limits it was served with when it was the release."""
+    path = models_dir / MANIFEST_FILE
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if raw.get("schema") == 1:
+        raw.update(schema=SCHEMA_VERSION, pipeline=PipelineLimits.from_code().model_dump(mode="json"))
+    save(models_dir, raw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Check or upgrade a models folder's manifest.json.")
+    parser.add_argument("action", choices=("check", "upgrade"))
+    parser.add_argument("models_dir", type=Path)
+    args = parser.parse_args(argv)
+    if args.action == "upgrade":
+        upgrade(args.models_dir)
+    read_manifest_file(args.models_dir / MANIFEST_FILE)
+    print(f"{args.models_dir / MANIFEST_FILE}: schema {SCHEMA_VERSION}, valid")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
