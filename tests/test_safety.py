@@ -702,6 +702,10 @@ def test_typo_repair_leaves_real_words_near_a_rule_word_alone(safety):
     (RedFlag.NOT_BREATHING, "I can't see his chest moving at all"),
     (RedFlag.SEIZURE, "she's had two seizures in a row and hasn't woken up"),
     (RedFlag.UNCONSCIOUS, "I can't rouse my mum, she's breathing but won't open her eyes"),
+    (RedFlag.SELF_HARM, "honestly nobody would notice if i killed myself"),
+    (RedFlag.SELF_HARM, "tengo un plan y tengo las pastillas, esta noche lo voy a hacer"),
+    (RedFlag.HEAD_INJURY, "my nephew fell off the trampoline onto his head and has thrown up since"),
+    (RedFlag.STROKE, "a mi padre le cuelga la comisura de la boca y no puede levantar el brazo"),
 ])
 def test_warning_signs_the_development_sets_showed_missing_are_caught(safety, flag, text):
     assert safety._ruled(text) == flag, text
