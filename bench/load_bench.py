@@ -437,7 +437,8 @@ async def run(args: argparse.Namespace) -> dict:
         started = time.monotonic()
         exe = args.bot_exe or bot_executable()
         report["config"]["bot_exe"] = str(exe)
-        proc = await asyncio.create_subprocess_exec(str(exe), "bot", cwd=REPO, env=env,
+        # From the throw-away folder, not the repository: an installed bot must find its models and texts itself.
+        proc = await asyncio.create_subprocess_exec(str(exe), "bot", cwd=tmp, env=env,
                                                     stdout=log_fh, stderr=asyncio.subprocess.STDOUT)
         poll = asyncio.ensure_future(fake.wait_for("getUpdates", timeout=STARTUP_TIMEOUT_S))
         died = asyncio.ensure_future(proc.wait())
