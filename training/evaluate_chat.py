@@ -222,7 +222,8 @@ def evaluate_chat(models_dir: Path, data_dir: Path = DATA, test: bool = False, l
     # (report key, file, scorer, scored in this run). Each blind pair became a development set once scored
     # (red_flags_test: 75.3 %, then red_flags_holdout and ordinary_holdout: 88.0 % recall, 4.8 % false alarms);
     # then the _holdout2 pair: 85.6 % and 5.2 %; then _holdout3, with the learned net: 90.5 % and 3.1 %; then
-    # _holdout4: 95.3 % and 2.8 %); the newest pair (_holdout5) is scored once, with --holdout.
+    # _holdout4: 95.3 % and 2.8 %; then _holdout5: 99.1 % and 2.5 %); the newest pair (_holdout6) is scored once,
+    # with --holdout.
     sets = [
         ("red_flags_dev", "red_flags_dev", score_red_flags, True),
         ("red_flags_test", "red_flags_test", score_red_flags, test),
@@ -235,8 +236,10 @@ def evaluate_chat(models_dir: Path, data_dir: Path = DATA, test: bool = False, l
         ("false_alarms_holdout3", "ordinary_holdout3", score_false_alarms, True),
         ("red_flags_holdout4", "red_flags_holdout4", score_red_flags, True),
         ("false_alarms_holdout4", "ordinary_holdout4", score_false_alarms, True),
-        ("red_flags_holdout5", "red_flags_holdout5", score_red_flags, holdout),
-        ("false_alarms_holdout5", "ordinary_holdout5", score_false_alarms, holdout),
+        ("red_flags_holdout5", "red_flags_holdout5", score_red_flags, True),
+        ("false_alarms_holdout5", "ordinary_holdout5", score_false_alarms, True),
+        ("red_flags_holdout6", "red_flags_holdout6", score_red_flags, holdout),
+        ("false_alarms_holdout6", "ordinary_holdout6", score_false_alarms, holdout),
         ("out_of_scope", "out_of_scope", score_out_of_scope, True),
         ("language", "language", score_language, True),
         ("follow_ups", "dialogues", score_dialogues, True),
@@ -256,14 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=REPO / "models")
     parser.add_argument("--test", action="store_true", help="also score red_flags_test.json (the final, scored run)")
     parser.add_argument("--holdout", action="store_true",
-                        help="also score red_flags_holdout5.json and ordinary_holdout5.json (written blind; scored once)")
+                        help="also score red_flags_holdout6.json and ordinary_holdout6.json (written blind; scored once)")
     parser.add_argument("--languages", type=Path, help="folder with py3langid and lingua installed (pip --target)")
     parser.add_argument("--out", type=Path, default=CARD)
     args = parser.parse_args(argv)
     report = evaluate_chat(args.models, test=args.test, lib_dir=args.languages, holdout=args.holdout)
     if args.out.exists():  # keep the last scored test runs when re-measuring the rest
         previous = json.loads(args.out.read_text())
-        for key in ("red_flags_test", "red_flags_holdout5", "false_alarms_holdout5", "language_id_comparison"):
+        for key in ("red_flags_test", "red_flags_holdout6", "false_alarms_holdout6", "language_id_comparison"):
             if key in previous and key not in report:
                 report[key] = previous[key]
                 origin = previous.get("carried_over", {}).get(key) or {
@@ -281,12 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         "red_flags_holdout3": report.get("red_flags_holdout3", {}).get("recall"),
         "red_flags_holdout4": report.get("red_flags_holdout4", {}).get("recall"),
         "red_flags_holdout5": report.get("red_flags_holdout5", {}).get("recall"),
+        "red_flags_holdout6": report.get("red_flags_holdout6", {}).get("recall"),
         "false_alarms": report.get("false_alarms_ordinary", {}).get("rate"),
         "false_alarms_holdout": report.get("false_alarms_holdout", {}).get("rate"),
         "false_alarms_holdout2": report.get("false_alarms_holdout2", {}).get("rate"),
         "false_alarms_holdout3": report.get("false_alarms_holdout3", {}).get("rate"),
         "false_alarms_holdout4": report.get("false_alarms_holdout4", {}).get("rate"),
         "false_alarms_holdout5": report.get("false_alarms_holdout5", {}).get("rate"),
+        "false_alarms_holdout6": report.get("false_alarms_holdout6", {}).get("rate"),
         "out_of_scope": report.get("out_of_scope", {}).get("fallback"),
         "language": report.get("language", {}).get("accuracy"),
         "follow_ups": report.get("follow_ups", {}).get("turns_resolved"),

@@ -10,10 +10,10 @@ seen the rules or the evaluation sets — plus the knowledge base's question phr
 as ordinary messages. Its one threshold, on P(some red flag), is fitted on the development sets in
 tests/data/chat (every red-flag set already scored once, the ordinary sets, the dev paraphrases and out-of-scope
 questions): the lowest threshold at which the net adds false alarms to no more than MAX_ADDED_FALSE_ALARMS of
-the ordinary development messages (the ordinary sets together; the dev paraphrases and out-of-scope questions
-each alone), beyond the rules' own. Where the rules' calming words
+the ordinary development messages (the ordinary sets together) and none to the dev paraphrases or the out-of-scope
+questions, beyond the rules' own. Where the rules' calming words
 ("last week", "she is fine now") defuse the net's guess, it does not count, here as when served.
-The newest blind pair (red_flags_holdout5, ordinary_holdout5) is never used here.
+The newest blind pair (red_flags_holdout6, ordinary_holdout6) is never used here.
 """
 
 from __future__ import annotations
@@ -39,10 +39,13 @@ EVAL_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "chat"
 VOCAB_FILE = "safety_vocab.json"
 LABELS = (NO_FLAG, *(f.value for f in RedFlag))
 # The development sets the threshold is fitted on (never the newest blind pair).
-RED_FLAG_SETS = ("red_flags_dev", "red_flags_test", "red_flags_holdout", "red_flags_holdout2", "red_flags_holdout3", "red_flags_holdout4")
-ORDINARY_SETS = ("ordinary", "ordinary_holdout", "ordinary_holdout2", "ordinary_holdout3", "ordinary_holdout4", "dev", "out_of_scope")
+RED_FLAG_SETS = ("red_flags_dev", "red_flags_test", "red_flags_holdout", "red_flags_holdout2", "red_flags_holdout3",
+                 "red_flags_holdout4", "red_flags_holdout5")
+ORDINARY_SETS = ("ordinary", "ordinary_holdout", "ordinary_holdout2", "ordinary_holdout3", "ordinary_holdout4",
+                 "ordinary_holdout5", "dev", "out_of_scope")
 MAX_ADDED_FALSE_ALARMS = 0.005  # half the issue's 1 % budget, over the ordinary sets together
-# ...and on each of these alone: the dev paraphrases and out-of-scope questions have their own targets (top-1, fallback)
+# ...and none at all on these: the dev paraphrases and out-of-scope questions have targets of their own (top-1,
+# fallback), and every crisis reply the net adds there is an answer lost
 ON_THEIR_OWN = ("dev", "out_of_scope")
 SMALL_INTENTS_THAT_ARE_RED_FLAGS = ("emergency", "crisis")
 
@@ -98,8 +101,8 @@ def _p_flag(logits: np.ndarray, temperature: float) -> np.ndarray:
 def fit_threshold(flags: dict[str, tuple[np.ndarray, np.ndarray]],
                   ordinary: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[float, dict]:
     """The lowest threshold at which the net adds ≤ MAX_ADDED_FALSE_ALARMS of the ordinary development messages (the
-    ordinary sets together: one message of a 210-message set alone would already be 0.48 %; the ON_THEIR_OWN sets
-    each alone) to the rules' alarms.
+    ordinary sets together: one message of a 210-message set alone would already be 0.48 %), and none to the
+    ON_THEIR_OWN sets, beyond the rules' alarms.
 
     Each set is (rules flagged, net P(flag)); lower thresholds catch more emergencies, so the lowest allowed wins.
     """
@@ -108,7 +111,7 @@ def fit_threshold(flags: dict[str, tuple[np.ndarray, np.ndarray]],
         added = {name: int((~ruled & (p >= threshold)).sum()) for name, (ruled, p) in ordinary.items()}
         pooled = [name for name in ordinary if name not in ON_THEIR_OWN]
         within = sum(added[n] for n in pooled) <= MAX_ADDED_FALSE_ALARMS * sum(len(ordinary[n][1]) for n in pooled)
-        if within and all(added[n] <= MAX_ADDED_FALSE_ALARMS * len(ordinary[n][1]) for n in ON_THEIR_OWN if n in ordinary):
+        if within and all(added[n] == 0 for n in ON_THEIR_OWN if n in ordinary):
             recall = {name: float((ruled | (p >= threshold)).mean()) for name, (ruled, p) in flags.items()}
             return float(threshold), {"false_alarms": alarms, "recall": recall}
     return 1.0, {"false_alarms": {}, "recall": {}}
