@@ -661,12 +661,18 @@ def test_the_net_adds_emergencies_the_rules_miss_and_takes_none_away(router):
 
 
 def test_the_net_adds_few_false_alarms_on_ordinary_questions(router):
-    """At most 0.5 % of the ordinary development messages, all sets together (the fit's own budget)."""
-    items = [i for name in ("ordinary", "ordinary_holdout", "ordinary_holdout2", "ordinary_holdout3")
-             for i in _read_chat_set(name)]
-    added = [i["text"] for i in items
-             if router.safety._ruled(i["text"]) is None and router.safety.check(i["text"], i["lang"]) is not None]
-    assert len(added) <= 0.005 * len(items), added
+    """The fit's own budget: at most MAX_ADDED_FALSE_ALARMS of the ordinary development sets together, none on the
+    dev paraphrases and out-of-scope questions."""
+    from training.train_safety import MAX_ADDED_FALSE_ALARMS, ON_THEIR_OWN, ORDINARY_SETS
+
+    def added(name: str) -> list[str]:
+        return [i["text"] for i in _read_chat_set(name)
+                if router.safety._ruled(i["text"]) is None and router.safety.check(i["text"], i["lang"]) is not None]
+
+    pooled = [name for name in ORDINARY_SETS if name not in ON_THEIR_OWN]
+    alarms = [text for name in pooled for text in added(name)]
+    assert len(alarms) <= MAX_ADDED_FALSE_ALARMS * sum(len(_read_chat_set(name)) for name in pooled), alarms
+    assert all(not added(name) for name in ON_THEIR_OWN)
 
 
 # ---- figures of speech, real words near rule words, and the net's guesses calmed like the rules' ---------------

@@ -29,6 +29,7 @@ from bot.knowledge import Topic, load_knowledge
 from bot.nlu.safety import NO_FLAG, RedFlag, SafetyLayer
 from bot.nlu.topics import knowledge_words
 from inference.calibration import softmax
+from inference.runtime import TFLiteModel
 from inference.text import build_vocabulary, vectorize
 
 from .manifest_io import update_manifest_entry
@@ -47,6 +48,7 @@ MAX_ADDED_FALSE_ALARMS = 0.005  # half the issue's 1 % budget, over the ordinary
 # ...and none at all on these: the dev paraphrases and out-of-scope questions have targets of their own (top-1,
 # fallback), and every crisis reply the net adds there is an answer lost
 ON_THEIR_OWN = ("dev", "out_of_scope")
+EXPORT_VARIANT = "dynamic_int8"
 SMALL_INTENTS_THAT_ARE_RED_FLAGS = ("emergency", "crisis")
 
 
@@ -128,6 +130,10 @@ def train_safety(models_dir: Path, seed: int = 1234, epochs: int | None = None, 
     vocab = build_vocabulary([(layer.reading(t), lang) for t, lang, _ in samples])
     y = np.array([LABELS.index(label) for _, _, label in samples])
     model = _fit(_features(layer, samples, vocab), y, seed, epochs)
+    # Weights as int8 (the hidden layer is one weight per feature and unit: float32 would be ~10 MB); the temperature
+    # and threshold are fitted on this exported net's own outputs, as it is served.
+    content = convert(model, EXPORT_VARIANT)
+    served = TFLiteModel(content)
 
     def scored(names: tuple[str, ...]):
         out = {}
@@ -135,7 +141,7 @@ def train_safety(models_dir: Path, seed: int = 1234, epochs: int | None = None, 
             items = _read(name, EVAL_DIR)
             if items:
                 ruled = np.array([layer.check(i["text"]) is not None for i in items])
-                logits = model.predict(_features(layer, [(i["text"], i["lang"]) for i in items], vocab), verbose=0)
+                logits = served.run_in_chunks(_features(layer, [(i["text"], i["lang"]) for i in items], vocab))
                 calmed = np.array([_calmed(layer, i["text"], row) for i, row in zip(items, logits)])
                 out[name] = (ruled, calmed, logits, items)
         return out
@@ -158,7 +164,6 @@ def train_safety(models_dir: Path, seed: int = 1234, epochs: int | None = None, 
     log(f"[safety] development sets, rules alone: {json.dumps(rules_only)}")
     log(f"[safety] development sets, rules + net: {json.dumps(fitted)}")
 
-    content = convert(model, "float32")
     models_dir.mkdir(parents=True, exist_ok=True)
     (models_dir / "safety.tflite").write_bytes(content)
     (models_dir / VOCAB_FILE).write_text(json.dumps(vocab.to_json(), ensure_ascii=False) + "\n")
@@ -175,7 +180,7 @@ def train_safety(models_dir: Path, seed: int = 1234, epochs: int | None = None, 
         "temperature": temperature,
         "thresholds": {"min_flag_probability": threshold},
         "training": {"seed": seed, "epochs": epochs, "messages": len(samples), "by_label": counts,
-                     "corpus": sorted(p.name for p in CORPUS_DIR.glob("*.json")),
+                     "corpus": sorted(p.name for p in CORPUS_DIR.glob("*.json")), "export": EXPORT_VARIANT,
                      "seconds": round(time.time() - started, 1)},
         "metrics": {"fitted_on": list(flag_sets) + list(ordinary_sets), "max_added_false_alarms": MAX_ADDED_FALSE_ALARMS,
                     "rules_only": _rounded(rules_only), "rules_and_net": _rounded(fitted)},
