@@ -78,6 +78,19 @@ async def _snapshot(db: Database) -> tuple[list[tuple], list[tuple]]:
     return predictions, feedback
 
 
+@pytest.fixture
+async def at_0003(db_url):
+    """A database at revision 0003, filled with N_PREDICTIONS predictions; yields it and what they hold."""
+    expected = expected_probabilities()
+    await migrate.upgrade(db_url, "0003")
+    db = Database(db_url)
+    try:
+        await _fill_at_0003(db, expected)
+        yield db, expected
+    finally:
+        await db.close()
+
+
 async def _columns(db: Database) -> dict[str, dict]:
     async with db.engine.connect() as conn:
         return {c["name"]: c for c in await conn.run_sync(lambda c: inspect(c).get_columns("predictions"))}
@@ -88,71 +101,59 @@ async def _version(db: Database) -> str:
         return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
 
 
-async def test_0004_moves_every_probability_into_json_and_back_unchanged(db_url):
-    expected = expected_probabilities()
-    await migrate.upgrade(db_url, "0003")
-    db = Database(db_url)
-    try:
-        await _fill_at_0003(db, expected)
-        before = await _snapshot(db)
-        assert len(before[0]) == N_PREDICTIONS and len(before[1]) == N_PREDICTIONS // 2
+async def test_0004_moves_every_probability_into_json_and_back_unchanged(db_url, at_0003):
+    db, expected = at_0003
+    before = await _snapshot(db)
+    assert len(before[0]) == N_PREDICTIONS and len(before[1]) == N_PREDICTIONS // 2
 
-        await migrate.upgrade(db_url)
-        assert await _version(db) == "0004"
-        columns = await _columns(db)
-        assert not set(P_COLUMNS) & set(columns)
-        assert columns["type_probabilities"]["nullable"] is False
-        async with db.engine.connect() as conn:
-            stored = {sha: probs for sha, probs in await conn.execute(
-                text("SELECT image_sha256, type_probabilities FROM predictions").columns(type_probabilities=JSON))}
-            indexes = {i["name"] for i in await conn.run_sync(lambda c: inspect(c).get_indexes("predictions"))}
-            if db.engine.dialect.name == "postgresql":
-                kind = (await conn.execute(text("SELECT data_type FROM information_schema.columns WHERE "
-                                                "table_name = 'predictions' AND column_name = 'type_probabilities'"))).scalar()
-                assert kind == "json"
-        assert stored == expected  # every row, every label, every bit of every value
-        assert all(list(probs) == list(LABELS) for probs in stored.values())
-        assert await _snapshot(db) == before  # nothing else changed, and no feedback row was cascaded away
-        assert "ix_predictions_user_id" in indexes
+    await migrate.upgrade(db_url)
+    assert await _version(db) == "0004"
+    columns = await _columns(db)
+    assert not set(P_COLUMNS) & set(columns)
+    assert columns["type_probabilities"]["nullable"] is False
+    async with db.engine.connect() as conn:
+        stored = {sha: probs for sha, probs in await conn.execute(
+            text("SELECT image_sha256, type_probabilities FROM predictions").columns(type_probabilities=JSON))}
+        indexes = {i["name"] for i in await conn.run_sync(lambda c: inspect(c).get_indexes("predictions"))}
+        if db.engine.dialect.name == "postgresql":
+            kind = (await conn.execute(text("SELECT data_type FROM information_schema.columns WHERE "
+                                            "table_name = 'predictions' AND column_name = 'type_probabilities'"))).scalar()
+            assert kind == "json"
+    assert stored == expected  # every row, every label, every bit of every value
+    assert all(list(probs) == list(LABELS) for probs in stored.values())
+    assert await _snapshot(db) == before  # nothing else changed, and no feedback row was cascaded away
+    assert "ix_predictions_user_id" in indexes
 
-        await migrate.downgrade(db_url, "0003")
-        assert await _version(db) == "0003"
-        columns = await _columns(db)
-        assert "type_probabilities" not in columns
-        assert all(columns[c]["nullable"] is False for c in P_COLUMNS)
-        async with db.engine.connect() as conn:
-            restored = {sha: dict(zip(LABELS, values)) for sha, *values in await conn.execute(
-                text(f"SELECT image_sha256, {', '.join(P_COLUMNS)} FROM predictions"))}
-        assert restored == expected
-        assert await _snapshot(db) == before
-    finally:
-        await db.close()
+    await migrate.downgrade(db_url, "0003")
+    assert await _version(db) == "0003"
+    columns = await _columns(db)
+    assert "type_probabilities" not in columns
+    assert all(columns[c]["nullable"] is False for c in P_COLUMNS)
+    async with db.engine.connect() as conn:
+        restored = {sha: dict(zip(LABELS, values)) for sha, *values in await conn.execute(
+            text(f"SELECT image_sha256, {', '.join(P_COLUMNS)} FROM predictions"))}
+    assert restored == expected
+    assert await _snapshot(db) == before
 
 
-async def test_the_log_writes_and_forgets_on_a_database_migrated_from_0003(db_url):
+async def test_the_log_writes_and_forgets_on_a_database_migrated_from_0003(db_url, at_0003):
     """The rebuilt table still works for the bot: new rows get JSON and an id, /forget still cascades."""
-    expected = expected_probabilities()
-    await migrate.upgrade(db_url, "0003")
-    db = Database(db_url)
-    try:
-        await _fill_at_0003(db, expected)
-        await migrate.upgrade(db_url)
-        log = ConversationLog(db)
-        probs = {"glioma": 0.1, "meningioma": 0.2, "notumor": 0.3, "pituitary": 0.4}
-        result = CascadeResult(0.99, 0.97, probs, "tumor", "pituitary", (), 12.5, {"typer": "abc123"})
-        pid = await log.prediction(USERS[0], "es", "photo", "e" * 64, result)
-        assert pid is not None and not db.pending
-        assert await log.feedback(USERS[0], pid, False)
-        async with db.engine.connect() as conn:
-            stored = (await conn.execute(text("SELECT type_probabilities FROM predictions WHERE id = :p")
-                                         .columns(type_probabilities=JSON), {"p": pid})).scalar()
-        assert stored == probs
-        owned = [i + 1 for i in range(N_PREDICTIONS) if i % len(USERS) == 0]  # ids, as _fill_at_0003 gave them
-        rated = [pid for pid in owned if pid % 2 == 0]
-        assert await log.counts(USERS[0]) == {"users": 1, "messages": 0, "predictions": len(owned) + 1,
-                                              "feedback": len(rated) + 1}
-        assert await log.forget(USERS[0]) == "deleted"  # ON DELETE CASCADE survived the table rebuild
-        assert await log.counts(USERS[0]) == {"users": 0, "messages": 0, "predictions": 0, "feedback": 0}
-        assert (await log.counts(USERS[1]))["predictions"] == sum(1 for i in range(N_PREDICTIONS) if i % len(USERS) == 1)
-    finally:
-        await db.close()
+    db, _ = at_0003
+    await migrate.upgrade(db_url)
+    log = ConversationLog(db)
+    probs = {"glioma": 0.1, "meningioma": 0.2, "notumor": 0.3, "pituitary": 0.4}
+    result = CascadeResult(0.99, 0.97, probs, "tumor", "pituitary", (), 12.5, {"typer": "abc123"})
+    pid = await log.prediction(USERS[0], "es", "photo", "e" * 64, result)
+    assert pid is not None and not db.pending
+    assert await log.feedback(USERS[0], pid, False)
+    async with db.engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT type_probabilities FROM predictions WHERE id = :p")
+                                     .columns(type_probabilities=JSON), {"p": pid})).scalar()
+    assert stored == probs
+    owned = [i + 1 for i in range(N_PREDICTIONS) if i % len(USERS) == 0]  # ids, as _fill_at_0003 gave them
+    rated = [pid for pid in owned if pid % 2 == 0]
+    assert await log.counts(USERS[0]) == {"users": 1, "messages": 0, "predictions": len(owned) + 1,
+                                          "feedback": len(rated) + 1}
+    assert await log.forget(USERS[0]) == "deleted"  # ON DELETE CASCADE survived the table rebuild
+    assert await log.counts(USERS[0]) == {"users": 0, "messages": 0, "predictions": 0, "feedback": 0}
+    assert (await log.counts(USERS[1]))["predictions"] == sum(1 for i in range(N_PREDICTIONS) if i % len(USERS) == 1)
