@@ -85,18 +85,21 @@ class SafetyLayer:
 
     def check(self, text: str, lang: str = "es") -> RedFlag | None:
         """The first red flag the rules raise (self-harm first), else the net's, or None."""
-        flag = self._ruled(text)
+        candidates = self._candidates(text)
+        flag = self._ruled_on(candidates)
         if flag is not None or self.net is None:
             return flag
         probs = self.net.probabilities(self.reading(text), lang)
         if not probs or 1.0 - probs[NO_FLAG] < self.net_threshold:
             return None
         guess = RedFlag(max((label for label in probs if label != NO_FLAG), key=probs.__getitem__))
-        return None if self.calms(guess, text) else guess
+        return None if self._calmed_on(guess, candidates) else guess
 
     def calms(self, flag: RedFlag, text: str) -> bool:
         """The net reads words, not time: what calms a rule ("last week", "she is fine now") calms its guess too."""
-        candidates = self._candidates(text)
+        return self._calmed_on(flag, self._candidates(text))
+
+    def _calmed_on(self, flag: RedFlag, candidates: set[str]) -> bool:
         return bool(self._defusable[flag] and candidates and self._defused(candidates))
 
     def _candidates(self, text: str) -> set[str]:
@@ -109,7 +112,9 @@ class SafetyLayer:
         return {normal, self.repair.text(normal), self.repair.text(self._texting(normal))}
 
     def _ruled(self, text: str) -> RedFlag | None:
-        candidates = self._candidates(text)
+        return self._ruled_on(self._candidates(text))
+
+    def _ruled_on(self, candidates: set[str]) -> RedFlag | None:
         if not candidates:
             return None
         defused = None
