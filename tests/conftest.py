@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,17 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("SAVEYOURLIFE_DATA", REPO.parent / "shared" / "data"))
 MODELS_DIR = REPO / "models"
+
+
+def models_copy(tmp: Path, edit=None) -> Path:
+    """A copy of the committed models folder (without its cards), its manifest changed by `edit(manifest)` if given."""
+    copy = tmp / "models"
+    shutil.copytree(MODELS_DIR, copy, ignore=shutil.ignore_patterns("cards"))
+    if edit is not None:
+        manifest = json.loads((copy / "manifest.json").read_text())
+        edit(manifest)
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
 
 
 def has_data() -> bool:

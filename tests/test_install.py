@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import MODELS_DIR, REPO, jpeg_bytes, landscape_photo
+from .conftest import REPO, jpeg_bytes, landscape_photo, models_copy
 
 KNOWLEDGE_DIR = REPO / "bot" / "knowledge"
 EXE = shutil.which("saveyourlife", path=str(Path(sys.executable).parent)) or "saveyourlife"
@@ -32,8 +32,7 @@ def error_lines(out: subprocess.CompletedProcess) -> list[str]:
 
 
 def _models_with_a_changed_file(tmp: Path) -> dict[str, str]:
-    copy = tmp / "models"
-    shutil.copytree(MODELS_DIR, copy)
+    copy = models_copy(tmp)
     blob = bytearray((copy / "typer.tflite").read_bytes())
     blob[-1] ^= 0xFF
     (copy / "typer.tflite").write_bytes(bytes(blob))
@@ -42,12 +41,7 @@ def _models_with_a_changed_file(tmp: Path) -> dict[str, str]:
 
 def _models_with_an_edited_manifest(edit: Callable[[dict], object]) -> Callable[[Path], dict[str, str]]:
     def make(tmp: Path) -> dict[str, str]:
-        copy = tmp / "models"
-        shutil.copytree(MODELS_DIR, copy)
-        manifest = json.loads((copy / "manifest.json").read_text())
-        edit(manifest)
-        (copy / "manifest.json").write_text(json.dumps(manifest))
-        return {"MODELS_DIR": str(copy)}
+        return {"MODELS_DIR": str(models_copy(tmp, edit))}
     return make
 
 

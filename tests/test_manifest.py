@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -14,17 +12,7 @@ from inference.manifest import ManifestError, PipelineLimits, load_manifest
 from inference.picture import analyse_picture
 from training import manifest_io
 
-from .conftest import MODELS_DIR, pick
-
-
-def models_copy(tmp: Path, edit=None) -> Path:
-    copy = tmp / "models"
-    shutil.copytree(MODELS_DIR, copy, ignore=shutil.ignore_patterns("cards"))
-    if edit is not None:
-        manifest = json.loads((copy / "manifest.json").read_text())
-        edit(manifest)
-        (copy / "manifest.json").write_text(json.dumps(manifest))
-    return copy
+from .conftest import MODELS_DIR, models_copy, pick
 
 
 def test_the_shipped_manifest_carries_the_limits_the_code_documents():
