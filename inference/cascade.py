@@ -87,7 +87,8 @@ def decide(mri_p: float, tumor_p: float, type_p: dict[str, float], th: dict[str,
     `gate` says what validation showed for this kind of slice; None means every answer is allowed (for callers
     that score the models alone). A gate that does not trust "no tumour" turns it into inconclusive, and one
     that does not trust the typer keeps the tumour verdict but names no type: a tumour slice answered
-    inconclusive is a smaller harm than one answered "no tumour".
+    inconclusive is a smaller harm than one answered "no tumour". Where too many healthy slices of this kind
+    heard "tumour" on validation, the gate's floor turns the less sure ones into inconclusive too.
     """
     disc, det, typ = th["discriminator"], th["detector"], th["typer"]
     if mri_p < disc["band_low"]:
@@ -99,6 +100,8 @@ def decide(mri_p: float, tumor_p: float, type_p: dict[str, float], th: dict[str,
             return Verdict.INCONCLUSIVE, None, (gate.reason or Reason.NO_TUMOR_NOT_VALIDATED,)
         return Verdict.NO_TUMOR, None, ()
     if tumor_p < det["band_high"]:
+        return Verdict.INCONCLUSIVE, None, (Reason.UNSURE_TUMOR,)
+    if gate is not None and gate.min_tumor_probability is not None and tumor_p < gate.min_tumor_probability:
         return Verdict.INCONCLUSIVE, None, (Reason.UNSURE_TUMOR,)
     tumour_types = {k: v for k, v in type_p.items() if k != "notumor"}
     best = max(tumour_types, key=tumour_types.__getitem__)
@@ -120,7 +123,8 @@ def decide(mri_p: float, tumor_p: float, type_p: dict[str, float], th: dict[str,
 def gate_for(kind: SliceKind, gating: Gating) -> Gate:
     """The gate of this slice's cell (sequence and plane); a cell with no validated data is closed."""
     if kind.sequence is None or kind.plane is None:
-        return Gate(name_type=False, trust_no_tumor=False, reason=Reason.UNSURE_SEQUENCE)
+        return Gate(name_type=False, trust_no_tumor=False, reason=Reason.UNSURE_SEQUENCE,
+                    min_tumor_probability=gating.unsure_min_tumor_probability)
     return gating.cells.get(Gating.cell(kind.sequence, kind.plane), Gate.closed())
 
 

@@ -93,6 +93,11 @@ class DetectorFigures(_Strict):
     specificity: float | None
     n_tumour: int
     n_healthy: int
+    # The detector probability from which "tumour" may be said here (None: the detector's own band), and what
+    # that floor leaves on validation: the share of healthy slices and of tumour slices answered "tumour".
+    min_tumor_probability: float | None = None
+    healthy_called_tumour: float | None = None
+    tumour_called_tumour: float | None = None
 
 
 class TyperFigures(_Strict):
@@ -119,6 +124,7 @@ class GatingTable(_Strict):
     min_typer_accuracy: float
     min_slices: int
     min_per_type: int
+    max_healthy_called_tumour: float | None = None
     n_slices: int
     n_unsure_kind: int
     cells: dict[str, KindFigures]  # "sequence/plane": the gates read these
@@ -252,6 +258,8 @@ class Gate:
     reason: str | None = None  # the reason to give when this gate holds an answer back (default per answer)
     # The typer confidence from which its named types were right often enough here, on validation.
     min_type_confidence: float | None = None
+    # The detector probability below which "tumour" becomes inconclusive here: few enough healthy slices heard it.
+    min_tumor_probability: float | None = None
 
     @classmethod
     def closed(cls) -> Gate:
@@ -270,6 +278,8 @@ class Gating:
 
     cells: dict[str, Gate]
     table: GatingTable | None = field(default=None, compare=False)
+    # A slice whose kind the models are unsure of says "tumour" only from the strictest cell's floor.
+    unsure_min_tumor_probability: float | None = None
 
     @staticmethod
     def cell(sequence: str, plane: str) -> str:
@@ -277,9 +287,11 @@ class Gating:
 
     @classmethod
     def from_table(cls, table: GatingTable) -> Gating:
-        cells = {k: Gate(name_type=v.name_type, trust_no_tumor=v.trust_no_tumor, min_type_confidence=v.typer.min_confidence)
+        cells = {k: Gate(name_type=v.name_type, trust_no_tumor=v.trust_no_tumor, min_type_confidence=v.typer.min_confidence,
+                         min_tumor_probability=v.detector.min_tumor_probability)
                  for k, v in table.cells.items()}
-        return cls(cells=cells, table=table)
+        floors = [g.min_tumor_probability for g in cells.values() if g.min_tumor_probability is not None]
+        return cls(cells=cells, table=table, unsure_min_tumor_probability=max(floors, default=None))
 
 
 @dataclass(frozen=True)

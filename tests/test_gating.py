@@ -10,7 +10,7 @@ import pytest
 from inference.cascade import Cascade, Gate, Reason, SliceKind, Verdict, decide, gate_for
 from inference.manifest import Gating, ManifestError, load_manifest
 from training.dataset import Row
-from training.gating import MIN_SLICES, fit_gating
+from training.gating import MAX_HEALTHY_CALLED_TUMOUR, MIN_SLICES, fit_gating
 from training.served import Served
 
 THRESHOLDS = {
@@ -44,6 +44,37 @@ def test_a_type_below_the_cells_validated_confidence_is_not_named_but_the_tumour
     assert decide(0.9, 0.9, GLIOMA, THRESHOLDS, lenient) == (Verdict.TUMOR, "glioma", ())
 
 
+def test_below_the_cells_tumour_floor_a_tumour_answer_becomes_inconclusive():
+    floored = Gate(name_type=True, trust_no_tumor=True, min_tumor_probability=0.8)
+    assert decide(0.9, 0.7, GLIOMA, THRESHOLDS, floored) == (Verdict.INCONCLUSIVE, None, (Reason.UNSURE_TUMOR,))
+    assert decide(0.9, 0.85, GLIOMA, THRESHOLDS, floored) == (Verdict.TUMOR, "glioma", ())
+    assert decide(0.9, 0.7, GLIOMA, THRESHOLDS, OPEN) == (Verdict.TUMOR, "glioma", ())
+
+
+def test_the_floor_is_fitted_so_that_few_enough_healthy_slices_hear_tumour():
+    # 100 healthy slices: 30 heard "tumour" from the open pipeline, at detector probabilities 0.61 ... 0.90.
+    rows = [_row("notumor", "lgg") for _ in range(100)] + [_row("glioma", "lgg", mask_px=900) for _ in range(50)]
+    served = [_served("tumor", "glioma", tumor_p=0.61 + i / 100) for i in range(30)]
+    served += [_served("no_tumor", tumor_p=0.05) for _ in range(70)]
+    served += [_served("tumor", "glioma", tumor_p=0.5 + i / 100) for i in range(50)]
+    detector = fit_gating(rows, served)["cells"]["flair/axial"]["detector"]
+    allowed = int(MAX_HEALTHY_CALLED_TUMOUR * 100)
+    assert detector["healthy_called_tumour"] == allowed / 100
+    # Halfway between the lowest healthy slice still told "tumour" and the highest one no longer told it.
+    assert detector["min_tumor_probability"] == pytest.approx(0.61 + (30 - allowed - 0.5) / 100)
+    assert detector["tumour_called_tumour"] == pytest.approx(sum(0.5 + i / 100 >= detector["min_tumor_probability"]
+                                                                 for i in range(50)) / 50)
+    # Where few enough healthy slices heard it, the detector's own band stands.
+    calm = [_served("no_tumor", tumor_p=0.05) for _ in range(100)] + served[100:]
+    assert fit_gating(rows, calm)["cells"]["flair/axial"]["detector"]["min_tumor_probability"] is None
+
+
+def test_a_slice_of_unsure_kind_says_tumour_only_from_the_strictest_floor():
+    gating = Gating(cells={"t1c/axial": OPEN}, unsure_min_tumor_probability=0.8)
+    gate = gate_for(SliceKind(None, 0.4, "axial", 0.99), gating)
+    assert decide(0.9, 0.7, GLIOMA, THRESHOLDS, gate) == (Verdict.INCONCLUSIVE, None, (Reason.UNSURE_TUMOR,))
+
+
 def test_an_unsure_sequence_or_plane_closes_both_answers_with_its_own_reason():
     gating = Gating(cells={"t1c/axial": OPEN})
     for kind in (SliceKind(None, 0.4, "axial", 0.99), SliceKind("t1c", 0.99, None, 0.4)):
@@ -59,8 +90,9 @@ def _row(label: str, source: str = "kaggle4", sequence: str = "flair", mask_px: 
     return Row(f"{label}.jpg", source, label, True, "brain_mri", "g", False, "val", sequence=sequence, mask_px=mask_px)
 
 
-def _served(verdict: str, tumor_type: str | None = None, sequence: str = "flair", confidence: float = 0.9) -> Served:
-    return Served(verdict, tumor_type, None, None, (), sequence, "axial", 0.99, 0.9, tumor_type, confidence)
+def _served(verdict: str, tumor_type: str | None = None, sequence: str = "flair", confidence: float = 0.9,
+            tumor_p: float = 0.9) -> Served:
+    return Served(verdict, tumor_type, None, None, (), sequence, "axial", 0.99, tumor_p, tumor_type, confidence)
 
 
 def test_a_typer_only_ever_shown_gliomas_is_not_trusted_to_name_types_however_right_it_is():

@@ -70,11 +70,14 @@ def render(results: dict, without_lgg: dict | None) -> str:
             f"models' answer; {g['n_unsure_kind']} had an unsure kind): \"no tumour\" is given only where the "
             f"detector's sensitivity is ≥ {pct(g['min_detector_sensitivity'])}, a type is named only from the typer "
             f"confidence at which it was right on ≥ {pct(g['min_typer_accuracy'])} of ≥ {g['min_slices']} named "
-            f"slices, and only where every tumour type had ≥ {g['min_per_type']} slices. Gates are per cell "
+            f"slices, and only where every tumour type had ≥ {g['min_per_type']} slices; \"tumour\" is said only from "
+            f"the detector probability at which ≤ {pct(g.get('max_healthy_called_tumour'))} of the cell's healthy slices "
+            f"heard it (where it had ≥ {g['min_slices']}). Gates are per cell "
             f"(sequence × plane); the per-sequence and per-plane rows are for reading.", "",
             "| kind of slice | slices | detector sensitivity (tumour slices) | specificity (healthy) | "
+            "says \"tumour\" from P (healthy / tumour slices told tumour) | "
             "typer right when named (named / typed) | from confidence | tumour types seen | says \"no tumour\" | "
-            "names a type |", "|---|---|---|---|---|---|---|---|---|"]
+            "names a type |", "|---|---|---|---|---|---|---|---|---|---|"]
     for group in ("cells", "sequences", "planes"):
         for kind, f in g[group].items():
             if group == "cells" and not f.get("n"):
@@ -84,8 +87,10 @@ def render(results: dict, without_lgg: dict | None) -> str:
             label = " · ".join(SEQUENCE_NAMES.get(part, part) for part in kind.split("/"))
             label = label if group == "cells" else f"all {label}"
             confidence = "–" if t.get("min_confidence") is None else f"{t['min_confidence']:.2f}"
+            floor = "band" if d.get("min_tumor_probability") is None else f"{d['min_tumor_probability']:.2f}"
             out.append(f"| {label} | {f.get('n', '–')} | {pct(d['sensitivity'])} ({d['n_tumour']}) | "
-                       f"{pct(d['specificity'])} ({d['n_healthy']}) | {pct(t['accuracy'])} ({t['n']} / "
+                       f"{pct(d['specificity'])} ({d['n_healthy']}) | {floor} ({pct(d.get('healthy_called_tumour'))} / "
+                       f"{pct(d.get('tumour_called_tumour'))}) | {pct(t['accuracy'])} ({t['n']} / "
                        f"{t.get('n_typed', '–')}) | {confidence} | {seen} | "
                        f"{'yes' if f['trust_no_tumor'] else 'no'} | {'yes' if f['name_type'] else 'no'} |")
     served = results["served_test"]

@@ -77,8 +77,15 @@ class SafetyLayer:
         self.repair = TypoRepair(targets, known_words | set(rules.get("keep_words", [])))
 
     def reading(self, text: str) -> str:
-        """What the net reads: the message normalised, texting spellings read out and typos repaired."""
-        return self.repair.text(self._texting(normalize(text)))
+        """What the net reads: the message normalised without its figures of speech and denials (a bag of stems
+        cannot tell "no quiero morirme" from "quiero morirme"), texting spellings read out and typos repaired."""
+        return self.repair.text(self._texting(self._plain(text)))
+
+    def _plain(self, text: str) -> str:
+        normal = normalize(text)
+        for idiom in self.idioms:
+            normal = idiom.sub(" ", normal)
+        return normal if normal.strip() else ""
 
     def _texting(self, normal: str) -> str:
         return " ".join(self.texting.get(w, w) for w in normal.split())
@@ -100,14 +107,16 @@ class SafetyLayer:
         return self._calmed_on(flag, self._candidates(text))
 
     def _calmed_on(self, flag: RedFlag, candidates: set[str]) -> bool:
-        return bool(self._defusable[flag] and candidates and self._defused(candidates))
+        """What would calm the rule of this category: its defusers, or for breathing only questions and choking
+        that is over; nothing calms self-harm."""
+        if not candidates or flag == RedFlag.SELF_HARM:
+            return False
+        return self._defused(candidates, None if self._defusable[flag] else self.questions)
 
     def _candidates(self, text: str) -> set[str]:
         """The readings the rules try: normalised (figures of speech taken out), typos repaired, texting read out."""
-        normal = normalize(text)
-        for idiom in self.idioms:
-            normal = idiom.sub(" ", normal)
-        if not normal.strip():
+        normal = self._plain(text)
+        if not normal:
             return set()
         return {normal, self.repair.text(normal), self.repair.text(self._texting(normal))}
 
