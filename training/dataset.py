@@ -49,16 +49,16 @@ SEQUENCES = tuple(Sequence)
 PLANES = tuple(Plane)
 
 
-def audited_not_mri() -> set[str]:
-    """Paths the published labels call brain MRI but that were confirmed by eye to be head CT."""
+def audited_not_mri() -> dict[str, str]:
+    """Paths the published labels call brain MRI but that were confirmed by eye to be CT, with their true kind."""
     lines = [line for line in AUDIT_FILE.read_text().splitlines() if line and not line.startswith("#")]
-    return {line.split("\t")[0] for line in lines[1:]}
+    return dict(line.split("\t")[:2] for line in lines[1:])
 
 
-def apply_audit(rows: list[Row], ct_paths: set[str]) -> list[Row]:
-    """Head CT slices filed as MRI become what they are: not-MRI of kind ct_head, for every model and split."""
-    return [replace(r, is_brain_mri=False, kind="ct_head", label="not_mri", relabelled=True) if r.path in ct_paths else r
-            for r in rows]
+def apply_audit(rows: list[Row], ct_kinds: dict[str, str]) -> list[Row]:
+    """CT slices filed as MRI become what they are: not-MRI of their true kind, for every model and split."""
+    return [replace(r, is_brain_mri=False, kind=ct_kinds[r.path], label="not_mri", relabelled=True)
+            if r.path in ct_kinds else r for r in rows]
 
 
 def default_data_dir() -> Path:
