@@ -64,6 +64,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"trained {name} in {time.time() - started:.0f} s")
     if any(n not in text_models for n in names):
         _refit_gating_when_complete(args.data, args.out)
+        print("score the test split, once for this release, and write the model cards: saveyourlife evaluate")
     return 0
 
 

@@ -38,11 +38,36 @@ def _answered_binary(p: np.ndarray, y: np.ndarray, th: dict) -> dict:
     return {"coverage": round(float(answered.mean()), 4), "answered_accuracy": round(acc, 4)}
 
 
+def fit_on_validation(task: ImageTask, val_logits: np.ndarray, y_val: np.ndarray) -> tuple[float, dict]:
+    """The temperature and the thresholds a model is served with, from validation alone."""
+    temperature = fit_temperature(val_logits, y_val)
+    p_val = softmax(val_logits, temperature)
+    if task.positive is not None:
+        return temperature, _binary_thresholds(task, p_val[:, 1], y_val)
+    return temperature, {"min_confidence": confidence_threshold(p_val, y_val)}
+
+
+def validation_figures(task: ImageTask, val_logits: np.ndarray, y_val: np.ndarray, temperature: float) -> dict:
+    """What training reports: the validation split only (the test split is scored by `saveyourlife evaluate`)."""
+    report = classification_report(y_val, softmax(val_logits, temperature), list(task.labels))
+    return {"split": "validation", "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "n": report["n"]}
+
+
+def data_summary(task: ImageTask, rows: dict[str, list[Row]]) -> dict:
+    labels = list(task.labels)
+    data: dict = {split: dict(sorted(Counter(labels[task.label_of(r)] for r in rs).items())) for split, rs in rows.items()}
+    data["groups_by_split"] = {split: len({r.group for r in rs}) for split, rs in rows.items()}
+    data["sources"] = sorted({r.source for rs in rows.values() for r in rs})
+    data["sources_by_split"] = {split: dict(sorted(Counter(r.source for r in rs).items())) for split, rs in rows.items()}
+    data["split_rule"] = ("manifest.tsv `split`: whole near-duplicate groups (mri_dup_component), ~70/15/15, stratified; "
+                          "LGG: mri/lgg/manifest.tsv `split`, whole patients")
+    return data
+
+
 def evaluate_task(task: ImageTask, val_logits, y_val, test_logits, y_test, rows: dict[str, list[Row]],
                   fixed: dict | None = None) -> dict:
     """Fit T and thresholds on validation (or reuse `fixed` ones from the manifest), then score the test split."""
-    temperature = fixed["temperature"] if fixed else fit_temperature(val_logits, y_val)
-    p_val = softmax(val_logits, temperature)
+    temperature, th = (fixed["temperature"], fixed["thresholds"]) if fixed else fit_on_validation(task, val_logits, y_val)
     p_test_raw = softmax(test_logits, 1.0)
     p_test = softmax(test_logits, temperature)
     labels = list(task.labels)
@@ -53,13 +78,11 @@ def evaluate_task(task: ImageTask, val_logits, y_val, test_logits, y_test, rows:
 
     headline = {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "ece": test["ece_after_temperature"]}
     if task.positive is not None:
-        th = fixed["thresholds"] if fixed else _binary_thresholds(task, p_val[:, 1], y_val)
         test["operating_point"] = sens_spec(p_test[:, 1], y_test, th["decision"])
         test["abstention"] = _answered_binary(p_test[:, 1], y_test, th)
         headline.update({"sensitivity": test["operating_point"]["sensitivity"],
                          "specificity": test["operating_point"]["specificity"], **test["abstention"]})
     else:
-        th = fixed["thresholds"] if fixed else {"min_confidence": confidence_threshold(p_val, y_val)}
         test["abstention"] = coverage_at(p_test, y_test, th["min_confidence"])
         headline.update({f"recall_{k}": test["per_class"][k]["recall"] for k in ("glioma", "meningioma")
                          if k in test["per_class"]})
@@ -95,13 +118,7 @@ def evaluate_task(task: ImageTask, val_logits, y_val, test_logits, y_test, rows:
     if clean.any() and not clean.all():
         test["accuracy_without_label_conflicts"] = round(float((p_test.argmax(1)[clean] == y_test[clean]).mean()), 4)
 
-    data = {split: dict(sorted(Counter(labels[task.label_of(r)] for r in rs).items())) for split, rs in rows.items()}
-    data["groups_by_split"] = {split: len({r.group for r in rs}) for split, rs in rows.items()}
-    data["sources"] = sorted({r.source for rs in rows.values() for r in rs})
-    data["sources_by_split"] = {split: dict(sorted(Counter(r.source for r in rs).items())) for split, rs in rows.items()}
-    data["split_rule"] = ("manifest.tsv `split`: whole near-duplicate groups (mri_dup_component), ~70/15/15, stratified; "
-                          "LGG: mri/lgg/manifest.tsv `split`, whole patients")
-    return {"temperature": temperature, "thresholds": th, "test": test, "data": data}
+    return {"temperature": temperature, "thresholds": th, "test": test, "data": data_summary(task, rows)}
 
 
 def replace_section(text: str, heading: str, body: str) -> str:
@@ -182,10 +199,17 @@ def write_reports(task: ImageTask, models_dir: Path, entry: dict, evaluation: di
     _plot_confusion(out / "confusion.png", test["confusion_matrix"], list(task.labels), f"{task.name} — test")
     _plot_reliability(out / "reliability.png", test["reliability"], f"{task.name} — reliability (test)")
     if history:
-        _plot_history(out / "training_curves.png", history, f"{task.name} — training")
-        (out / "history.json").write_text(json.dumps(history) + "\n")
+        write_history(task, models_dir, history)
     (out / "MODEL_CARD.md").write_text(model_card(task, entry, evaluation))
     return out
+
+
+def write_history(task: ImageTask, models_dir: Path, history: dict) -> None:
+    """The training curves: all that training writes to a card (the rest comes from `saveyourlife evaluate`)."""
+    out = models_dir / "cards" / task.name
+    out.mkdir(parents=True, exist_ok=True)
+    _plot_history(out / "training_curves.png", history, f"{task.name} — training")
+    (out / "history.json").write_text(json.dumps(history) + "\n")
 
 
 def audit_note(test: dict) -> str:
@@ -225,7 +249,7 @@ def model_card(task: ImageTask, entry: dict, evaluation: dict) -> str:
 
 {purpose}
 
-*Generated by `saveyourlife train {task.name}` / `saveyourlife evaluate`; every number below was measured on the
+*Generated by `saveyourlife evaluate` (after `saveyourlife train {task.name}`); every number below was measured on the
 untouched group-split test set with the exported LiteRT model (`{entry['file']}`, variant `{entry['export']['variant']}`).*
 
 ## Intended use

@@ -196,7 +196,7 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
     from .export import choose_variant
     from .manifest_io import update_manifest_entry
     from .metrics import fit_temperature
-    from .report import evaluate_task, write_reports
+    from .report import data_summary, fit_on_validation, validation_figures, write_history
 
     tasks = [TASKS[n] for n in GROUPS[group_of(name)]]
     first = tasks[0]
@@ -208,7 +208,7 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
     for task in tasks:
         head = keras.Model(model.input, model.get_layer(f"{task.name}_logits").output, name=task.name)
         arrays = {s: _task_arrays(task, splits[s], pixels, cache.rows) for s in ("train", "val", "test")}
-        (x_va, y_va, _), (x_te, y_te, _) = arrays["val"], arrays["test"]
+        x_va, y_va, _ = arrays["val"]
         if photo_augment and limit is None:  # calibrate and set thresholds on the pictures the bot will meet
             x_va, y_va = validation_with_copies(task, cache, data_dir, cache_dir, seed)
         keras_val = head.predict(x_va, batch_size=128, verbose=0)
@@ -217,11 +217,10 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
         variant, content, variants = choose_variant(head, x_va, y_va, keras_val, provisional_t)
         log(f"[{task.name}] export variant {variant}: {variants[variant]}")
 
-        # Everything reported from here on is measured on the exported LiteRT model, as served.
-        served = TFLiteModel(content)
-        rows = {s: a[2] for s, a in arrays.items()}
-        evaluation = evaluate_task(task, served.run_in_chunks(x_va, tta=task.tta), y_va,
-                                   served.run_in_chunks(x_te, tta=task.tta), y_te, rows)
+        # Temperature and thresholds are fitted on the exported LiteRT model's outputs, as served; the test split
+        # is not read here: `saveyourlife evaluate` scores it, once per release, and writes the model cards.
+        val_logits = TFLiteModel(content).run_in_chunks(x_va, tta=task.tta)
+        temperature, thresholds = fit_on_validation(task, val_logits, y_va)
         head_history = {k.replace(f"{task.name}_", ""): v for k, v in history.items()
                         if task.name in k or k in ("loss", "val_loss")}
         models_dir.mkdir(parents=True, exist_ok=True)
@@ -234,10 +233,10 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
             "input": {"size": task.size, "channels": task.channels, "dtype": "float32", "range": "0-255"},
             "preprocessing": "inference.imaging.to_tensor: EXIF transpose, 8-bit RGB, pad to square (black), "
                              f"bilinear resize to {task.size}px, {'RGB' if task.channels == 3 else 'grayscale (L)'}",
-            "temperature": evaluation["temperature"],
+            "temperature": temperature,
             "tta": task.tta,
-            "thresholds": evaluation["thresholds"],
-            "metrics": evaluation["test"],
+            "thresholds": thresholds,
+            "metrics": validation_figures(task, val_logits, y_va, temperature),
             "export": {"variant": variant, "chosen_on": "validation", "candidates": variants},
             "training": {"seed": seed, "epochs_run": len(history.get("loss", [])), "seconds": round(seconds, 1),
                          "group": list(GROUPS[group_of(name)]),
@@ -246,10 +245,10 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
                          "balanced_by": "source x sequence x label",
                          "gamma_range": list(GAMMA_RANGE) if task.intensity_augment else None,
                          "architecture": {"widths": list(task.widths), "size": task.size, "heads": len(tasks)}},
-            "data": evaluation["data"],
+            "data": data_summary(task, {s: a[2] for s, a in arrays.items()}),
         }
         entry = update_manifest_entry(models_dir, task.name, entry, content)
-        write_reports(task, models_dir, entry, evaluation, head_history)
-        log(f"[{task.name}] test metrics: {json.dumps(evaluation['test']['headline'])}")
+        write_history(task, models_dir, head_history)
+        log(f"[{task.name}] validation: {json.dumps(entry['metrics'])}; score the test split with `saveyourlife evaluate`")
         entries[task.name] = entry
     return entries
