@@ -712,6 +712,13 @@ def test_typo_repair_leaves_real_words_near_a_rule_word_alone(safety):
     (RedFlag.SELF_HARM, "tengo un plan y tengo las pastillas, esta noche lo voy a hacer"),
     (RedFlag.HEAD_INJURY, "my nephew fell off the trampoline onto his head and has thrown up since"),
     (RedFlag.STROKE, "a mi padre le cuelga la comisura de la boca y no puede levantar el brazo"),
+    (RedFlag.SEIZURE, "My husband is having one seizure after another. He had surgery for a glioma last month."),
+    (RedFlag.SEIZURE, "tengo epilepsia y siento q me vienen una tras otra, ya llevo 3 en una hora"),
+    (RedFlag.UNCONSCIOUS, "está inconsciente desde hace un rato y no sé si es normal después de la quimio"),
+    (RedFlag.UNCONSCIOUS, "found my brother on the bathroom floor, hes unresponsive. he had surgery last month"),
+    (RedFlag.STROKE, "la operaron el mes pasado y ahorita tiene la cara chueca"),
+    (RedFlag.SELF_HARM, "Os dejo este mensaje para despedirme. Gracias por todo."),
+    (RedFlag.SELF_HARM, "honestly tired of being alive. i have a plan and a date"),
 ])
 def test_warning_signs_the_development_sets_showed_missing_are_caught(safety, flag, text):
     assert safety._ruled(text) == flag, text
@@ -738,19 +745,6 @@ def test_the_nets_breathing_guess_is_calmed_only_as_the_breathing_rules_are(safe
     assert safety.calms(RedFlag.NOT_BREATHING, "how do I help someone who is choking? asking for a first aid course")
     assert safety.calms(RedFlag.NOT_BREATHING, "my grandma choked on some water yesterday, coughed and was fine")
     assert not safety.calms(RedFlag.NOT_BREATHING, "last year he had pneumonia and now he has stopped breathing")
-
-
-@pytest.mark.parametrize("flag,text", [
-    (RedFlag.SEIZURE, "My husband is having one seizure after another. He had surgery for a glioma last month."),
-    (RedFlag.SEIZURE, "tengo epilepsia y siento q me vienen una tras otra, ya llevo 3 en una hora"),
-    (RedFlag.UNCONSCIOUS, "está inconsciente desde hace un rato y no sé si es normal después de la quimio"),
-    (RedFlag.UNCONSCIOUS, "found my brother on the bathroom floor, hes unresponsive. he had surgery last month"),
-    (RedFlag.STROKE, "la operaron el mes pasado y ahorita tiene la cara chueca"),
-    (RedFlag.SELF_HARM, "Os dejo este mensaje para despedirme. Gracias por todo."),
-    (RedFlag.SELF_HARM, "honestly tired of being alive. i have a plan and a date"),
-])
-def test_what_the_newest_development_sets_showed_missing_is_caught(safety, flag, text):
-    assert safety._ruled(text) == flag, text
 
 
 @pytest.mark.parametrize("text", [
