@@ -719,6 +719,10 @@ def test_typo_repair_leaves_real_words_near_a_rule_word_alone(safety):
     (RedFlag.STROKE, "la operaron el mes pasado y ahorita tiene la cara chueca"),
     (RedFlag.SELF_HARM, "Os dejo este mensaje para despedirme. Gracias por todo."),
     (RedFlag.SELF_HARM, "honestly tired of being alive. i have a plan and a date"),
+    # Emergencies asked as questions: the calm wording of questions never outweighs what is happening now.
+    (RedFlag.NOT_BREATHING, "my dad is gasping, what does that mean?"),
+    (RedFlag.STROKE, "my mum's face is drooping, is that the same as a stroke?"),
+    (RedFlag.NOT_BREATHING, "is it true that blue lips mean no oxygen? my son's lips are blue"),
 ])
 def test_warning_signs_the_development_sets_showed_missing_are_caught(safety, flag, text):
     assert safety._ruled(text) == flag, text
