@@ -49,6 +49,20 @@ def test_lgg_slices_join_the_public_rows_with_their_sequence_and_each_patient_on
     assert all(r.mask for r in rows if r.mask_px)
 
 
+def test_ct_slices_filed_as_mri_become_not_mri_of_their_true_kind_for_every_split(data_dir):
+    from training.dataset import audited_not_mri
+
+    audit = audited_not_mri()
+    assert set(audit.values()) <= {"ct_head", "ct_body"} and "mri/br35h/yes/y1113.jpg" in audit
+    rows = {r.path: r for r in read_manifest(data_dir, include_lgg=False)}
+    for path, kind in audit.items():
+        row = rows[path]
+        assert not row.is_brain_mri and row.kind == kind and row.label == "not_mri" and row.relabelled
+    # Whole near-duplicate components are listed, so no copy of an audited slice stays "brain MRI".
+    groups = {rows[p].group for p in audit}
+    assert not [r.path for r in rows.values() if r.group in groups and r.is_brain_mri]
+
+
 def test_eye_labels_name_real_public_rows_with_known_values(data_dir):
     import csv
 
