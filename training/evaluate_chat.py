@@ -224,8 +224,8 @@ def evaluate_chat(models_dir: Path, data_dir: Path = DATA, test: bool = False, l
     # then the _holdout2 pair: 85.6 % and 5.2 %; then _holdout3, with the learned net: 90.5 % and 3.1 %; then
     # _holdout4: 95.3 % and 2.8 %; then _holdout5: 99.1 % and 2.5 %; then _holdout6: 98.0 % and 2.8 %; then
     # _holdout7: 99.5 % and 1.9 %; then _holdout8: 99.6 % and 4.1 %; then _holdout9: 98.7 % and 4.2 %; then
-    # _holdout10: 99.1 % and 3.2 %; then _holdout11: 99.1 % and 1.3 %; then _holdout12: 96.5 % and 4.8 %); the
-    # newest pair (_holdout13, still to be written) is scored once, with --holdout.
+    # _holdout10: 99.1 % and 3.2 %; then _holdout11: 99.1 % and 1.3 %; then _holdout12: 96.5 % and 4.8 %; then
+    # _holdout13: 96.1 % and 2.9 %); the newest pair (_holdout14, still to be written) is scored once, with --holdout.
     sets = [
         ("red_flags_dev", "red_flags_dev", score_red_flags, True),
         ("red_flags_test", "red_flags_test", score_red_flags, test),
@@ -254,8 +254,10 @@ def evaluate_chat(models_dir: Path, data_dir: Path = DATA, test: bool = False, l
         ("false_alarms_holdout11", "ordinary_holdout11", score_false_alarms, True),
         ("red_flags_holdout12", "red_flags_holdout12", score_red_flags, True),
         ("false_alarms_holdout12", "ordinary_holdout12", score_false_alarms, True),
-        ("red_flags_holdout13", "red_flags_holdout13", score_red_flags, holdout),
-        ("false_alarms_holdout13", "ordinary_holdout13", score_false_alarms, holdout),
+        ("red_flags_holdout13", "red_flags_holdout13", score_red_flags, True),
+        ("false_alarms_holdout13", "ordinary_holdout13", score_false_alarms, True),
+        ("red_flags_holdout14", "red_flags_holdout14", score_red_flags, holdout),
+        ("false_alarms_holdout14", "ordinary_holdout14", score_false_alarms, holdout),
         ("out_of_scope", "out_of_scope", score_out_of_scope, True),
         ("language", "language", score_language, True),
         ("follow_ups", "dialogues", score_dialogues, True),
