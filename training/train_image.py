@@ -180,10 +180,13 @@ def fit_image_group(tasks: list[ImageTask], cache: Cache, ckpt_dir: Path, epochs
     return model, splits, {k: [float(v) for v in vals] for k, vals in history.history.items()}, seconds
 
 
-def _task_arrays(task: ImageTask, data: HeadData, pixels: np.ndarray, rows: list):
+def _task_rows(task: ImageTask, data: HeadData, rows: list) -> list:
+    return [rows[i] for i in data.idx[data.labels[task.name] >= 0]]
+
+
+def _task_arrays(task: ImageTask, data: HeadData, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep = data.labels[task.name] >= 0
-    idx = data.idx[keep]
-    return pixels[idx].astype(np.float32), data.labels[task.name][keep], [rows[i] for i in idx]
+    return pixels[data.idx[keep]].astype(np.float32), data.labels[task.name][keep]
 
 
 def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Path, epochs: int | None = None,
@@ -207,13 +210,12 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
     entries = {}
     for task in tasks:
         head = keras.Model(model.input, model.get_layer(f"{task.name}_logits").output, name=task.name)
-        arrays = {s: _task_arrays(task, splits[s], pixels, cache.rows) for s in ("train", "val", "test")}
-        x_va, y_va, _ = arrays["val"]
+        x_va, y_va = _task_arrays(task, splits["val"], pixels)
         if photo_augment and limit is None:  # calibrate and set thresholds on the pictures the bot will meet
             x_va, y_va = validation_with_copies(task, cache, data_dir, cache_dir, seed)
         keras_val = head.predict(x_va, batch_size=128, verbose=0)
         provisional_t = fit_temperature(keras_val, y_va)
-        # The export variant is chosen on validation: the test split only reports.
+        # The export variant is chosen on validation.
         variant, content, variants = choose_variant(head, x_va, y_va, keras_val, provisional_t)
         log(f"[{task.name}] export variant {variant}: {variants[variant]}")
 
@@ -245,7 +247,7 @@ def train_and_export(name: str, data_dir: Path, models_dir: Path, cache_dir: Pat
                          "balanced_by": "source x sequence x label",
                          "gamma_range": list(GAMMA_RANGE) if task.intensity_augment else None,
                          "architecture": {"widths": list(task.widths), "size": task.size, "heads": len(tasks)}},
-            "data": data_summary(task, {s: a[2] for s, a in arrays.items()}),
+            "data": data_summary(task, {s: _task_rows(task, splits[s], cache.rows) for s in ("train", "val", "test")}),
         }
         entry = update_manifest_entry(models_dir, task.name, entry, content)
         write_history(task, models_dir, head_history)
