@@ -25,6 +25,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "chat"
 CARD = REPO / "models" / "cards" / "chat" / "metrics.json"
+# The blind pairs (red_flags_<pair>.json, ordinary_<pair>.json), in the order they were written. Each became a
+# development set once scored (red_flags_test: 75.3 %, then red_flags_holdout and ordinary_holdout: 88.0 % recall,
+# 4.8 % false alarms; then the _holdout2 pair: 85.6 % and 5.2 %; then _holdout3, with the learned net: 90.5 % and
+# 3.1 %; then _holdout4: 95.3 % and 2.8 %; then _holdout5: 99.1 % and 2.5 %; then _holdout6: 98.0 % and 2.8 %; then
+# _holdout7: 99.5 % and 1.9 %; then _holdout8: 99.6 % and 4.1 %; then _holdout9: 98.7 % and 4.2 %; then
+# _holdout10: 99.1 % and 3.2 %; then _holdout11: 99.1 % and 1.3 %; then _holdout12: 96.5 % and 4.8 %; then
+# _holdout13: 96.1 % and 2.9 %). The newest pair (still to be written) is scored once, with --holdout.
+BLIND_PAIRS = ("holdout", *(f"holdout{k}" for k in range(2, 15)))
+NEWEST_PAIR = BLIND_PAIRS[-1]
 
 
 def _load(name: str, data_dir: Path = DATA):
@@ -219,45 +228,14 @@ def evaluate_chat(models_dir: Path, data_dir: Path = DATA, test: bool = False, l
                     + (f" --languages {lib_dir}" if lib_dir else "")}
     if (dev := _load("dev", data_dir)) is not None:
         report["dev"] = score_dev(router, dev)
-    # (report key, file, scorer, scored in this run). Each blind pair became a development set once scored
-    # (red_flags_test: 75.3 %, then red_flags_holdout and ordinary_holdout: 88.0 % recall, 4.8 % false alarms);
-    # then the _holdout2 pair: 85.6 % and 5.2 %; then _holdout3, with the learned net: 90.5 % and 3.1 %; then
-    # _holdout4: 95.3 % and 2.8 %; then _holdout5: 99.1 % and 2.5 %; then _holdout6: 98.0 % and 2.8 %; then
-    # _holdout7: 99.5 % and 1.9 %; then _holdout8: 99.6 % and 4.1 %; then _holdout9: 98.7 % and 4.2 %; then
-    # _holdout10: 99.1 % and 3.2 %; then _holdout11: 99.1 % and 1.3 %; then _holdout12: 96.5 % and 4.8 %; then
-    # _holdout13: 96.1 % and 2.9 %); the newest pair (_holdout14, still to be written) is scored once, with --holdout.
+    # (report key, file, scorer, scored in this run)
     sets = [
         ("red_flags_dev", "red_flags_dev", score_red_flags, True),
         ("red_flags_test", "red_flags_test", score_red_flags, test),
         ("false_alarms_ordinary", "ordinary", score_false_alarms, True),
-        ("red_flags_holdout", "red_flags_holdout", score_red_flags, True),
-        ("false_alarms_holdout", "ordinary_holdout", score_false_alarms, True),
-        ("red_flags_holdout2", "red_flags_holdout2", score_red_flags, True),
-        ("false_alarms_holdout2", "ordinary_holdout2", score_false_alarms, True),
-        ("red_flags_holdout3", "red_flags_holdout3", score_red_flags, True),
-        ("false_alarms_holdout3", "ordinary_holdout3", score_false_alarms, True),
-        ("red_flags_holdout4", "red_flags_holdout4", score_red_flags, True),
-        ("false_alarms_holdout4", "ordinary_holdout4", score_false_alarms, True),
-        ("red_flags_holdout5", "red_flags_holdout5", score_red_flags, True),
-        ("false_alarms_holdout5", "ordinary_holdout5", score_false_alarms, True),
-        ("red_flags_holdout6", "red_flags_holdout6", score_red_flags, True),
-        ("false_alarms_holdout6", "ordinary_holdout6", score_false_alarms, True),
-        ("red_flags_holdout7", "red_flags_holdout7", score_red_flags, True),
-        ("false_alarms_holdout7", "ordinary_holdout7", score_false_alarms, True),
-        ("red_flags_holdout8", "red_flags_holdout8", score_red_flags, True),
-        ("false_alarms_holdout8", "ordinary_holdout8", score_false_alarms, True),
-        ("red_flags_holdout9", "red_flags_holdout9", score_red_flags, True),
-        ("false_alarms_holdout9", "ordinary_holdout9", score_false_alarms, True),
-        ("red_flags_holdout10", "red_flags_holdout10", score_red_flags, True),
-        ("false_alarms_holdout10", "ordinary_holdout10", score_false_alarms, True),
-        ("red_flags_holdout11", "red_flags_holdout11", score_red_flags, True),
-        ("false_alarms_holdout11", "ordinary_holdout11", score_false_alarms, True),
-        ("red_flags_holdout12", "red_flags_holdout12", score_red_flags, True),
-        ("false_alarms_holdout12", "ordinary_holdout12", score_false_alarms, True),
-        ("red_flags_holdout13", "red_flags_holdout13", score_red_flags, True),
-        ("false_alarms_holdout13", "ordinary_holdout13", score_false_alarms, True),
-        ("red_flags_holdout14", "red_flags_holdout14", score_red_flags, holdout),
-        ("false_alarms_holdout14", "ordinary_holdout14", score_false_alarms, holdout),
+        *(entry for pair in BLIND_PAIRS for entry in (
+            (f"red_flags_{pair}", f"red_flags_{pair}", score_red_flags, holdout or pair != NEWEST_PAIR),
+            (f"false_alarms_{pair}", f"ordinary_{pair}", score_false_alarms, holdout or pair != NEWEST_PAIR))),
         ("out_of_scope", "out_of_scope", score_out_of_scope, True),
         ("language", "language", score_language, True),
         ("follow_ups", "dialogues", score_dialogues, True),
@@ -277,14 +255,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=REPO / "models")
     parser.add_argument("--test", action="store_true", help="also score red_flags_test.json (the final, scored run)")
     parser.add_argument("--holdout", action="store_true",
-                        help="also score red_flags_holdout6.json and ordinary_holdout6.json (written blind; scored once)")
+                        help=f"also score red_flags_{NEWEST_PAIR}.json and ordinary_{NEWEST_PAIR}.json (written blind; "
+                             "scored once)")
     parser.add_argument("--languages", type=Path, help="folder with py3langid and lingua installed (pip --target)")
     parser.add_argument("--out", type=Path, default=CARD)
     args = parser.parse_args(argv)
     report = evaluate_chat(args.models, test=args.test, lib_dir=args.languages, holdout=args.holdout)
     if args.out.exists():  # keep the last scored test runs when re-measuring the rest
         previous = json.loads(args.out.read_text())
-        for key in ("red_flags_test", "red_flags_holdout6", "false_alarms_holdout6", "language_id_comparison"):
+        for key in ("red_flags_test", f"red_flags_{NEWEST_PAIR}", f"false_alarms_{NEWEST_PAIR}", "language_id_comparison"):
             if key in previous and key not in report:
                 report[key] = previous[key]
                 origin = previous.get("carried_over", {}).get(key) or {
@@ -297,19 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         "dev_by_lang": {k: v["accuracy"] for k, v in report.get("dev", {}).get("by_lang", {}).items()},
         "red_flags_dev": report.get("red_flags_dev", {}).get("recall"),
         "red_flags_test": report.get("red_flags_test", {}).get("recall"),
-        "red_flags_holdout": report.get("red_flags_holdout", {}).get("recall"),
-        "red_flags_holdout2": report.get("red_flags_holdout2", {}).get("recall"),
-        "red_flags_holdout3": report.get("red_flags_holdout3", {}).get("recall"),
-        "red_flags_holdout4": report.get("red_flags_holdout4", {}).get("recall"),
-        "red_flags_holdout5": report.get("red_flags_holdout5", {}).get("recall"),
-        "red_flags_holdout6": report.get("red_flags_holdout6", {}).get("recall"),
+        **{f"red_flags_{p}": report.get(f"red_flags_{p}", {}).get("recall") for p in BLIND_PAIRS},
         "false_alarms": report.get("false_alarms_ordinary", {}).get("rate"),
-        "false_alarms_holdout": report.get("false_alarms_holdout", {}).get("rate"),
-        "false_alarms_holdout2": report.get("false_alarms_holdout2", {}).get("rate"),
-        "false_alarms_holdout3": report.get("false_alarms_holdout3", {}).get("rate"),
-        "false_alarms_holdout4": report.get("false_alarms_holdout4", {}).get("rate"),
-        "false_alarms_holdout5": report.get("false_alarms_holdout5", {}).get("rate"),
-        "false_alarms_holdout6": report.get("false_alarms_holdout6", {}).get("rate"),
+        **{f"false_alarms_{p}": report.get(f"false_alarms_{p}", {}).get("rate") for p in BLIND_PAIRS},
         "out_of_scope": report.get("out_of_scope", {}).get("fallback"),
         "language": report.get("language", {}).get("accuracy"),
         "follow_ups": report.get("follow_ups", {}).get("turns_resolved"),

@@ -13,7 +13,7 @@ questions): the lowest threshold at which the net adds false alarms to no more t
 the ordinary development messages (the ordinary sets together) and none to the dev paraphrases or the out-of-scope
 questions, beyond the rules' own. Where the rules' calming words
 ("last week", "she is fine now") defuse the net's guess, it does not count, here as when served.
-The newest blind pair (red_flags_holdout13, ordinary_holdout13) is never used here.
+The newest blind pair (evaluate_chat.NEWEST_PAIR) is never used here.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from inference.calibration import softmax
 from inference.runtime import TFLiteModel
 from inference.text import build_vocabulary, vectorize
 
+from .evaluate_chat import BLIND_PAIRS
 from .manifest_io import update_manifest_entry
 from .metrics import fit_temperature
 
@@ -40,14 +41,10 @@ EVAL_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "chat"
 VOCAB_FILE = "safety_vocab.json"
 LABELS = (NO_FLAG, *(f.value for f in RedFlag))
 # The development sets the threshold is fitted on (never the newest blind pair).
-RED_FLAG_SETS = ("red_flags_dev", "red_flags_test", "red_flags_holdout", "red_flags_holdout2", "red_flags_holdout3",
-                 "red_flags_holdout4", "red_flags_holdout5", "red_flags_holdout6",
-                 "red_flags_holdout7", "red_flags_holdout8", "red_flags_holdout9",
-                 "red_flags_holdout10", "red_flags_holdout11", "red_flags_holdout12")
-ORDINARY_SETS = ("ordinary", "ordinary_holdout", "ordinary_holdout2", "ordinary_holdout3", "ordinary_holdout4",
-                 "ordinary_holdout5", "ordinary_holdout6", "ordinary_holdout7",
-                 "ordinary_holdout8", "ordinary_holdout9", "ordinary_holdout10",
-                 "ordinary_holdout11", "ordinary_holdout12", "dev", "out_of_scope")
+# The shipped net was fitted before the pair holdout13 was scored: on the blind pairs before it.
+FITTED_PAIRS = BLIND_PAIRS[:BLIND_PAIRS.index("holdout13")]
+RED_FLAG_SETS = ("red_flags_dev", "red_flags_test", *(f"red_flags_{pair}" for pair in FITTED_PAIRS))
+ORDINARY_SETS = ("ordinary", *(f"ordinary_{pair}" for pair in FITTED_PAIRS), "dev", "out_of_scope")
 MAX_ADDED_FALSE_ALARMS = 0.005  # half the issue's 1 % budget, over the ordinary sets together
 # ...and none at all on these: the dev paraphrases and out-of-scope questions have targets of their own (top-1,
 # fallback), and every crisis reply the net adds there is an answer lost
