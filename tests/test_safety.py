@@ -760,3 +760,17 @@ def test_the_nets_breathing_guess_is_calmed_only_as_the_breathing_rules_are(safe
 ])
 def test_past_events_curiosity_and_denials_raise_no_alarm(safety, text):
     assert safety._ruled(text) is None, text
+
+
+def test_typo_repair_breaks_ties_the_same_way_in_every_process():
+    """Python salts string hashes per process; webhook workers must still read a message alike."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("from bot.loader import chat_router\n"
+              "s = chat_router().safety\n"
+              "print(sorted(s._candidates('¿puede un tumor cerebral hacer que alguien pierda el conocimiento?')))\n")
+    readings = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True,
+                               env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "3", "5")}
+    assert len(readings) == 1, readings

@@ -35,8 +35,10 @@ class TypoRepair:
     def __init__(self, targets: set[str], known: set[str]) -> None:
         self.targets = frozenset(w for w in targets if len(w) >= 5)
         self.known = frozenset(known) | self.targets
+        # In a fixed order, so a tie between two equally near words goes the same way in every process (a set's
+        # order follows the string hash, which Python salts per process: webhook workers disagreed on ties).
         self._by_letter: dict[str, list[str]] = {}
-        for w in self.targets:
+        for w in sorted(self.targets):
             self._by_letter.setdefault(w[0], []).append(w)
 
     def text(self, normal: str) -> str:
