@@ -114,3 +114,29 @@ def test_the_operating_point_keeps_every_positive_it_can_and_sits_between_the_cl
     point = binary_operating_point(p_overlap, y, min_sensitivity=0.99, min_specificity=1.0)
     assert point["specificity"] == 1.0 and ((p_overlap >= point["threshold"])[y == 0]).sum() == 0
     assert 0.4 < point["sensitivity"] < 0.5 and point["threshold"] > 0.7  # positives above 0.7: 3 in 7
+
+
+def test_the_test_report_reads_each_source_apart_and_the_public_sets_together():
+    """The public sets' pooled sensitivity is the figure the releases trained on them alone reported."""
+    from training.dataset import Row
+    from training.report import evaluate_task
+    from training.tasks import TASKS
+
+    def row(source: str, label: str, split: str) -> Row:
+        return Row(path=f"{source}/{label}", source=source, label=label, is_brain_mri=True, kind="brain_mri",
+                   group=source, label_conflict=False, split=split)
+
+    # Br35H: 4 tumours, one missed; Kaggle: 4 tumours, all found; LGG: 2 healthy slices, one called tumour.
+    cases = [("br35h", "tumor", 3.0)] * 3 + [("br35h", "tumor", -3.0)] + [("kaggle4", "glioma", 3.0)] * 4 \
+        + [("lgg", "notumor", -3.0), ("lgg", "notumor", 3.0)]
+    rows = {"train": [], "val": [row(s, lab, "val") for s, lab, _ in cases],
+            "test": [row(s, lab, "test") for s, lab, _ in cases]}
+    logits = np.array([[0.0, z] for *_, z in cases])
+    y = np.array([0 if lab == "notumor" else 1 for _, lab, _ in cases])
+    fixed = {"temperature": 1.0, "thresholds": {"decision": 0.5, "band_low": 0.4, "band_high": 0.6}}
+    test = evaluate_task(TASKS["detector"], logits, y, logits, y, rows, fixed=fixed)["test"]
+
+    points = test["operating_point_by_source"]
+    assert points["br35h"]["sensitivity"] == 0.75 and points["kaggle4"]["sensitivity"] == 1.0
+    assert points["public"]["sensitivity"] == 0.875 and points["lgg"]["specificity"] == 0.5
+    assert test["accuracy_by_source"]["public"] == {"n": 8, "accuracy": 0.875}

@@ -47,6 +47,8 @@ LGG_MANIFEST = Path("mri") / "lgg" / "manifest.tsv"
 LGG_SEQUENCES = {"t1pre": "t1", "t1post": "t1c", "flair": "flair"}
 SEQUENCES = tuple(Sequence)
 PLANES = tuple(Plane)
+# The public sets, read together where a figure is compared with the releases trained on them alone.
+PUBLIC_SOURCES = ("br35h", "kaggle4")
 
 
 def audited_not_mri() -> dict[str, str]:

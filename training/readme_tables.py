@@ -14,7 +14,7 @@ from .report import replace_section
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 SEQUENCE_NAMES = {"t1": "T1", "t1c": "T1 + contrast", "t2": "T2", "flair": "FLAIR", "unlabelled": "not labelled"}
-SOURCE_NAMES = {"kaggle4": "Kaggle 4-class", "br35h": "Br35H", "lgg": "TCGA-LGG"}
+SOURCE_NAMES = {"kaggle4": "Kaggle 4-class", "br35h": "Br35H", "lgg": "TCGA-LGG", "public": "both public sets"}
 
 
 def pct(value: float | None) -> str:

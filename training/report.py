@@ -10,7 +10,7 @@ import numpy as np
 
 from inference.calibration import softmax
 
-from .dataset import Row
+from .dataset import PUBLIC_SOURCES, Row
 from .metrics import (
     abstention_band,
     binary_operating_point,
@@ -105,15 +105,16 @@ def evaluate_task(task: ImageTask, val_logits, y_val, test_logits, y_test, rows:
                 **{k: v for k, v in sens_spec(p_test[:, 1], published_y, th["decision"]).items() if k != "threshold"},
             }
             test["headline"]["accuracy_published_labels"] = test["published_labels"]["accuracy"]
-    by_source: dict[str, list[bool]] = defaultdict(list)
-    for row, ok in zip(test_rows, p_test.argmax(1) == y_test):
-        by_source[row.source].append(bool(ok))
-    test["accuracy_by_source"] = {k: {"n": len(v), "accuracy": round(float(np.mean(v)), 4)} for k, v in sorted(by_source.items())}
+    sources = np.array([row.source for row in test_rows])
+    groups = {source: sources == source for source in sorted(set(sources))}
+    if len(set(sources) & set(PUBLIC_SOURCES)) > 1:  # the figure earlier releases, trained on them alone, reported
+        groups["public"] = np.isin(sources, PUBLIC_SOURCES)
+    correct = p_test.argmax(1) == y_test
+    test["accuracy_by_source"] = {k: {"n": int(m.sum()), "accuracy": round(float(correct[m].mean()), 4)}
+                                  for k, m in groups.items()}
     if task.positive is not None:  # the operating point per source: the public sets and LGG are read apart
-        sources = np.array([row.source for row in test_rows])
-        test["operating_point_by_source"] = {
-            source: sens_spec(p_test[sources == source, 1], y_test[sources == source], th["decision"])
-            for source in sorted(set(sources))}
+        test["operating_point_by_source"] = {k: sens_spec(p_test[m, 1], y_test[m], th["decision"])
+                                             for k, m in groups.items()}
     clean = np.array([not r.label_conflict for r in test_rows])
     if clean.any() and not clean.all():
         test["accuracy_without_label_conflicts"] = round(float((p_test.argmax(1)[clean] == y_test[clean]).mean()), 4)
