@@ -61,7 +61,7 @@ def _tumor_label(row: Row) -> int:
     return 0 if row.label == "notumor" else 1
 
 
-def _slice_kind_task(name: str, labels: tuple[str, ...], attribute: str) -> ImageTask:
+def _slice_kind_task(name: str, labels: tuple[str, ...], attribute: str, tta: str | None = None) -> ImageTask:
     """A task that names what kind of slice it is (its sequence, its plane): the tone curve is the evidence
     here, so no intensity augmentation."""
     return ImageTask(
@@ -75,6 +75,7 @@ def _slice_kind_task(name: str, labels: tuple[str, ...], attribute: str) -> Imag
         max_epochs=40,
         patience=8,
         intensity_augment=False,
+        tta=tta,
     )
 
 
@@ -120,7 +121,9 @@ TASKS: dict[str, ImageTask] = {
         patience=6,
         # size=160 was tried with the single-task recipe: 93.3 % validation accuracy vs 95.8 % at 128 px.
     ),
-    "sequence": _slice_kind_task("sequence", SEQUENCES, "sequence"),
+    # The mean with the mirrored slice: on validation 88.2 → 89.0 % of LGG slices and 96.7 → 97.6 % of the
+    # labelled public ones (sequence model bafb076413cf).
+    "sequence": _slice_kind_task("sequence", SEQUENCES, "sequence", tta="hflip"),
     "plane": _slice_kind_task("plane", PLANES, "plane"),
 }
 
