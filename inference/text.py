@@ -11,7 +11,7 @@ import importlib.util
 import re
 import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
@@ -151,6 +151,19 @@ def stem(word: str, lang: str) -> str:
     return _STEMMERS[lang].stem(word)
 
 
+def nearest_word(word: str, candidates: Iterable[str], budget: int) -> str:
+    """The first of `candidates` nearest to `word` within `budget` edits (a swap of two letters is one), else
+    `word`. Callers pass candidates in a fixed order, so ties go the same way in every process."""
+    best, best_d = word, budget + 1
+    for candidate in candidates:
+        if abs(len(candidate) - len(word)) > budget:
+            continue
+        d = edit_distance(word, candidate, transpositions=True)
+        if d < best_d:
+            best, best_d = candidate, d
+    return best
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """Feature names (stems, stem bigrams, language) and the known surface words for typo repair."""
@@ -193,15 +206,7 @@ class Vocabulary:
     def _nearest(self, word: str, lang: str) -> str:
         if word in self._known.get(lang, ()) or len(word) < 4 or word.isdigit():
             return word
-        budget = 1 if len(word) < 7 else 2
-        best, best_d = word, budget + 1
-        for candidate in self._buckets.get((lang, word[:1]), ()):
-            if abs(len(candidate) - len(word)) > budget:
-                continue
-            d = edit_distance(word, candidate, transpositions=True)
-            if d < best_d:
-                best, best_d = candidate, d
-        return best if best_d <= budget else word
+        return nearest_word(word, self._buckets.get((lang, word[:1]), ()), budget=1 if len(word) < 7 else 2)
 
     def to_json(self) -> dict[str, Any]:
         return {"features": list(self.features), "words": {k: list(v) for k, v in self.words.items()}}

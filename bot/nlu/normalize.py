@@ -6,7 +6,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from inference.text import edit_distance
+from inference.text import nearest_word
 
 MAX_CHARS = 4096  # a whole Telegram message: a red flag at its end still counts
 
@@ -55,12 +55,4 @@ class TypoRepair:
 
 @lru_cache(maxsize=20_000)
 def _nearest(word: str, repair: TypoRepair) -> str:
-    budget = 1 if len(word) < 8 else 2
-    best, best_d = word, budget + 1
-    for candidate in repair._by_letter.get(word[0], ()):
-        if abs(len(candidate) - len(word)) > budget:
-            continue
-        d = edit_distance(word, candidate, transpositions=True)
-        if d < best_d:
-            best, best_d = candidate, d
-    return best
+    return nearest_word(word, repair._by_letter.get(word[0], ()), budget=1 if len(word) < 8 else 2)
