@@ -49,20 +49,22 @@ def test_visible_gliomas_are_seldom_answered_no_tumour_in_any_sequence(lgg_valid
 def test_visible_gliomas_are_mostly_answered_tumour(lgg_validation):
     visible = [(r, s) for r, s in lgg_validation if r.mask_px >= VISIBLE_PX]
     tumour = _shares(visible, Verdict.TUMOR)
-    # Measured: T1 85.1 %, T1c 93.0 %, FLAIR 79.2 % (issue target ≥ 60 %); the rest inconclusive.
-    assert all(share >= 0.7 for share in tumour.values()), tumour
+    # Measured: T1 114 of 168 (67.9 %), T1c 130 of 157 (82.8 %), FLAIR 144 of 168 (85.7 %) (issue target ≥ 60 %);
+    # the rest inconclusive. The floor on the detector probability (≤ 12 % of healthy slices told "tumour") is
+    # what keeps plain T1 lowest.
+    assert all(share >= 0.65 for share in tumour.values()), tumour
 
 
 def test_lesion_free_slices_of_glioma_patients_are_seldom_called_tumour(lgg_validation):
     lesion_free = [(r, s) for r, s in lgg_validation if r.mask_px == 0]
     called = sum(s.verdict == Verdict.TUMOR for _, s in lesion_free) / len(lesion_free)
-    # Measured: 54 of 297 (18.2 %: T1 21 %, T1c 25 %, FLAIR 9 %). The issue's target is ≤ 15 %: not met (README).
-    assert called <= 0.22
+    # Measured: 35 of 297 (11.8 %: T1 9 of 95, T1c 16 of 95, FLAIR 10 of 107); the issue's target is ≤ 15 %.
+    assert called <= 0.15
 
 
 def test_a_named_type_is_right_and_unsure_kinds_name_none(lgg_validation):
     named = [ok for r, s in lgg_validation if (ok := named_right(r, s.verdict, s.tumor_type)) is not None]
-    # Measured: 259 of 268 named types right (96.6 %).
+    # Measured: 105 of 108 named types right (97.2 %).
     assert len(named) > 100 and sum(named) / len(named) >= 0.93
     for _, s in lgg_validation:
         if s.sequence is None or s.plane is None:
@@ -72,6 +74,7 @@ def test_a_named_type_is_right_and_unsure_kinds_name_none(lgg_validation):
 def test_the_sequence_model_tells_lgg_sequences_apart_better_than_chance(lgg_validation):
     sure = [(r, s) for r, s in lgg_validation if s.sequence is not None]
     right = sum(s.sequence == r.sequence for r, s in sure) / len(sure)
-    # Measured: 550 right of the 767 (of 790) slices where it was sure, 71.7 %. The issue's 95 % is not reached
-    # (README); the gates are fitted on what this model says, so its mistakes are in the gated figures.
-    assert right >= 0.65
+    # Measured: 719 right of the 770 (of 790) slices where it was sure, 93.4 % (the slice and its mirror image).
+    # The issue's 95 % on all test slices is not reached (README); the gates are fitted on what this model says,
+    # so its mistakes are in the gated figures.
+    assert right >= 0.88

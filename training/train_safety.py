@@ -41,8 +41,8 @@ EVAL_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "chat"
 VOCAB_FILE = "safety_vocab.json"
 LABELS = (NO_FLAG, *(f.value for f in RedFlag))
 # The development sets the threshold is fitted on (never the newest blind pair).
-# The shipped net was fitted before the pair holdout16 was scored: on the blind pairs before it.
-FITTED_PAIRS = BLIND_PAIRS[:BLIND_PAIRS.index("holdout16")]
+# The shipped net was fitted before the pair holdout17 was scored: on the blind pairs before it.
+FITTED_PAIRS = BLIND_PAIRS[:BLIND_PAIRS.index("holdout17")]
 RED_FLAG_SETS = ("red_flags_dev", "red_flags_test", *(f"red_flags_{pair}" for pair in FITTED_PAIRS))
 ORDINARY_SETS = ("ordinary", *(f"ordinary_{pair}" for pair in FITTED_PAIRS), "dev", "out_of_scope")
 MAX_ADDED_FALSE_ALARMS = 0.005  # half the 1 % budget, over the ordinary sets together
