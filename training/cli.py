@@ -10,7 +10,6 @@ from pathlib import Path
 from .dataset import default_data_dir
 
 IMAGE_MODELS = ("discriminator", "detector", "typer", "sequence", "plane")
-DEFAULT_SEED = 1234  # every model but the red-flag net (train_safety.SEED)
 
 
 def add_arguments(train: argparse.ArgumentParser, evaluate: argparse.ArgumentParser, models_dir: Path) -> None:
@@ -24,7 +23,7 @@ def add_arguments(train: argparse.ArgumentParser, evaluate: argparse.ArgumentPar
     train.add_argument("--epochs", type=int, default=None, help="override the epoch budget (for quick runs)")
     train.add_argument("--limit", type=int, default=None, help="use at most N images per split (for quick runs)")
     train.add_argument("--seed", type=int, default=None,
-                       help=f"random seed (default: {DEFAULT_SEED}; the red-flag net its own, train_safety.SEED)")
+                       help="random seed (default: each trainer's own: 1234, the red-flag net train_safety.SEED)")
     train.add_argument("--clean-only", action="store_true",
                        help="train on clean images only (no photo-like degraded copies; for comparison)")
     evaluate.add_argument("--data", type=Path, default=default_data_dir())
@@ -48,22 +47,22 @@ def run_train(args: argparse.Namespace) -> int:
     text_models = ("intents", "safety")
     names = {"images": tuple(GROUPS), "all": (*GROUPS, *text_models)}.get(args.model, (args.model,))
     names = tuple(dict.fromkeys(n if n in text_models else group_of(n) for n in names))
+    seeded = {} if args.seed is None else {"seed": args.seed}  # else each trainer's own default
     for name in names:
         started = time.time()
         if name == "intents":
             from .train_intents import train_intents
 
-            train_intents(args.out, seed=args.seed or DEFAULT_SEED, epochs=args.epochs)
+            train_intents(args.out, epochs=args.epochs, **seeded)
         elif name == "safety":
-            from .train_safety import SEED, train_safety
+            from .train_safety import train_safety
 
-            train_safety(args.out, seed=args.seed or SEED, epochs=args.epochs)
+            train_safety(args.out, epochs=args.epochs, **seeded)
         else:
             from .train_image import train_and_export
 
             train_and_export(name, args.data, args.out, args.cache, epochs=args.epochs, limit=args.limit,
-                             seed=args.seed or DEFAULT_SEED,
-                             photo_augment=not args.clean_only)
+                             photo_augment=not args.clean_only, **seeded)
         print(f"trained {name} in {time.time() - started:.0f} s")
     if any(n not in text_models for n in names):
         _refit_gating_when_complete(args.data, args.out)
