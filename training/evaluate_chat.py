@@ -26,12 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "chat"
 CARD = REPO / "models" / "cards" / "chat" / "metrics.json"
 # The blind pairs (red_flags_<pair>.json, ordinary_<pair>.json), in the order they were written. Each became a
-# development set once scored (red_flags_test: 75.3 %, then red_flags_holdout and ordinary_holdout: 88.0 % recall,
-# 4.8 % false alarms; then the _holdout2 pair: 85.6 % and 5.2 %; then _holdout3, with the learned net: 90.5 % and
-# 3.1 %; then _holdout4: 95.3 % and 2.8 %; then _holdout5: 99.1 % and 2.5 %; then _holdout6: 98.0 % and 2.8 %; then
-# _holdout7: 99.5 % and 1.9 %; then _holdout8: 99.6 % and 4.1 %; then _holdout9: 98.7 % and 4.2 %; then
-# _holdout10: 99.1 % and 3.2 %; then _holdout11: 99.1 % and 1.3 %; then _holdout12: 96.5 % and 4.8 %; then
-# _holdout13: 96.1 % and 2.9 %). The newest pair (still to be written) is scored once, with --holdout.
+# development set once scored; what each scored is in the README's chat table and CHANGELOG.md. The newest pair
+# (NEWEST_PAIR, still to be written) is scored once, with --holdout.
 BLIND_PAIRS = ("holdout", *(f"holdout{k}" for k in range(2, 20)))
 NEWEST_PAIR = BLIND_PAIRS[-1]
 
