@@ -100,12 +100,21 @@ class DetectorFigures(_Strict):
     tumour_called_tumour: float | None = None
 
 
+class SourceTyping(_Strict):
+    """One source's named types in a cell, at the cell's threshold, and the threshold it alone would need."""
+
+    accuracy: float | None
+    n: int
+    min_confidence: float | None
+
+
 class TyperFigures(_Strict):
     accuracy: float | None
     n: int
     n_typed: int
     min_confidence: float | None
     types_seen: dict[str, int]
+    by_source: dict[str, SourceTyping] = {}
 
 
 class KindFigures(_Strict):
@@ -122,6 +131,8 @@ class GatingTable(_Strict):
     fitted_on: str
     min_detector_sensitivity: float
     min_typer_accuracy: float
+    # The confidence of the interval whose lower end must reach min_typer_accuracy (None: the point estimate).
+    typer_confidence_level: float | None = None
     min_slices: int
     min_per_type: int
     max_healthy_called_tumour: float | None = None

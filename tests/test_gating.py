@@ -10,7 +10,13 @@ import pytest
 from inference.cascade import Cascade, Gate, Reason, SliceKind, Verdict, decide, gate_for
 from inference.manifest import Gating, ManifestError, load_manifest
 from training.dataset import Row
-from training.gating import MAX_HEALTHY_CALLED_TUMOUR, MIN_SLICES, fit_gating
+from training.gating import (
+    MAX_HEALTHY_CALLED_TUMOUR,
+    MIN_SLICES,
+    MIN_TYPER_ACCURACY,
+    accuracy_lower_bound,
+    fit_gating,
+)
 from training.served import Served
 
 THRESHOLDS = {
@@ -104,17 +110,35 @@ def test_a_typer_only_ever_shown_gliomas_is_not_trusted_to_name_types_however_ri
     assert flair["trust_no_tumor"] is True  # sensitivity 100 % on 100 tumour slices
 
 
-def test_types_are_named_from_the_confidence_where_they_were_right_often_enough():
+def test_types_are_named_only_from_the_confidence_where_they_were_right_often_enough_with_confidence():
     types = ("glioma", "meningioma", "pituitary")
     rows = [_row(types[i % 3]) for i in range(120)]
     # The 90 most confident slices are all typed right; the 30 least confident are all wrong.
     served = [_served("tumor", types[i % 3], confidence=0.99 - i / 1000) for i in range(90)]
     served += [_served("tumor", types[(i + 1) % 3], confidence=0.6 - i / 1000) for i in range(90, 120)]
+    typer = fit_gating(rows, served)["cells"]["flair/axial"]["typer"]
+    # The point estimate alone would go down to 94 slices (90 right, 95.7 %), where the lower bound is under 95 %.
+    assert accuracy_lower_bound(90, 94) < MIN_TYPER_ACCURACY
+    n = typer["n"]
+    assert 90 <= n < 94 and typer["min_confidence"] == pytest.approx(served[n - 1].type_confidence)
+    assert accuracy_lower_bound(90, n) >= MIN_TYPER_ACCURACY > accuracy_lower_bound(90, n + 1)
+    assert typer["n_typed"] == 120
+
+
+def test_one_sources_easy_slices_cannot_carry_anothers_into_a_named_type():
+    types = ("glioma", "meningioma", "pituitary")
+    # 200 Kaggle slices all typed right at high confidence; 60 LGG gliomas, a third of them typed wrong.
+    rows = [_row(types[i % 3]) for i in range(200)] + [_row("glioma", "lgg", mask_px=900) for _ in range(60)]
+    served = [_served("tumor", types[i % 3], confidence=0.99 - i / 10_000) for i in range(200)]
+    served += [_served("tumor", "glioma" if i % 3 else "meningioma", confidence=0.95 - i / 1000) for i in range(60)]
     cell = fit_gating(rows, served)["cells"]["flair/axial"]
-    assert cell["name_type"] is True
-    # 90 right and 4 wrong is 95.7 %; the fifth wrong one would bring it to 94.7 %.
-    assert cell["typer"]["n"] == 94 and cell["typer"]["min_confidence"] == pytest.approx(0.6 - 93 / 1000)
-    assert cell["typer"]["accuracy"] >= 0.95 and cell["typer"]["n_typed"] == 120
+    pooled = (200 + 40) / 260
+    assert pooled < MIN_TYPER_ACCURACY and cell["typer"]["min_confidence"] is None  # LGG never clears the bar
+    assert cell["name_type"] is False and cell["typer"]["by_source"]["lgg"]["min_confidence"] is None
+    assert cell["typer"]["by_source"]["kaggle4"]["min_confidence"] is not None
+    # Fewer LGG slices than a source needs to be judged on: Kaggle's figures alone decide.
+    few = fit_gating(rows[:200 + MIN_SLICES - 1], served[:200 + MIN_SLICES - 1])["cells"]["flair/axial"]
+    assert few["typer"]["min_confidence"] is not None and set(few["typer"]["by_source"]) == {"kaggle4"}
 
 
 def test_no_tumour_is_trusted_only_with_enough_sensitivity_on_enough_slices():
@@ -137,6 +161,8 @@ def test_the_committed_gating_table_was_fitted_on_validation_for_every_cell(mode
         if kind["name_type"]:
             assert kind["typer"]["accuracy"] >= gating["min_typer_accuracy"]
             assert kind["typer"]["n"] >= gating["min_slices"]
+            for source in kind["typer"]["by_source"].values():  # each judged source clears the bar on its own
+                assert source["accuracy"] >= gating["min_typer_accuracy"]
         if kind["trust_no_tumor"]:
             assert kind["detector"]["sensitivity"] >= gating["min_detector_sensitivity"]
 
