@@ -41,7 +41,9 @@ EVAL_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "chat"
 VOCAB_FILE = "safety_vocab.json"
 LABELS = (NO_FLAG, *(f.value for f in RedFlag))
 # The development sets the threshold is fitted on (never the newest blind pair).
-# The shipped net was fitted before the pair holdout18 was scored: on the blind pairs before it.
+# The shipped net was fitted before the pair holdout18 was scored: on the blind pairs before it. Refitted with
+# holdout18 (and again with holdout19 and holdout20) the threshold rose to 0.95 and development emergencies fell
+# below it, so the net fitted before them is kept.
 FITTED_PAIRS = BLIND_PAIRS[:BLIND_PAIRS.index("holdout18")]
 RED_FLAG_SETS = ("red_flags_dev", "red_flags_test", *(f"red_flags_{pair}" for pair in FITTED_PAIRS))
 ORDINARY_SETS = ("ordinary", *(f"ordinary_{pair}" for pair in FITTED_PAIRS), "dev", "out_of_scope")
