@@ -85,14 +85,17 @@ def typer_figures(typed: list[tuple[str, float, bool]], types_seen: Counter) -> 
     voted = [type_threshold([(c, ok) for _, c, ok in typed])[0], *by_source.values()]
     threshold = None if None in voted else max(voted)
     named = [(s, ok) for s, c, ok in typed if threshold is not None and c >= threshold]
+
+    def named_of(source: str) -> list[bool]:
+        return [ok for s, ok in named if s == source]
+
     return {
-        "accuracy": _rate(sum(ok for _, ok in named), len(named)) if named else None,
+        "accuracy": _rate(sum(ok for _, ok in named), len(named)),
         "n": len(named), "n_typed": len(typed), "min_confidence": threshold,
         "types_seen": dict(sorted(types_seen.items())),
-        "by_source": {source: {"accuracy": _rate(sum(ok for s, ok in named if s == source),
-                                                 sum(s == source for s, _ in named)),
-                               "n": sum(s == source for s, _ in named), "min_confidence": by_source[source]}
-                      for source in by_source},
+        "by_source": {source: {"accuracy": _rate(sum(named_of(source)), len(named_of(source))),
+                               "n": len(named_of(source)), "min_confidence": own}
+                      for source, own in by_source.items()},
     }
 
 
