@@ -162,7 +162,8 @@ def test_the_committed_gating_table_was_fitted_on_validation_for_every_cell(mode
             assert kind["typer"]["accuracy"] >= gating["min_typer_accuracy"]
             assert kind["typer"]["n"] >= gating["min_slices"]
             for source in kind["typer"]["by_source"].values():  # each judged source clears the bar on its own
-                assert source["accuracy"] >= gating["min_typer_accuracy"]
+                if source["n"]:  # a source whose slices all fall under the cell's threshold names none
+                    assert source["accuracy"] >= gating["min_typer_accuracy"]
         if kind["trust_no_tumor"]:
             assert kind["detector"]["sensitivity"] >= gating["min_detector_sensitivity"]
 

@@ -86,16 +86,15 @@ def typer_figures(typed: list[tuple[str, float, bool]], types_seen: Counter) -> 
     threshold = None if None in voted else max(voted)
     named = [(s, ok) for s, c, ok in typed if threshold is not None and c >= threshold]
 
-    def named_of(source: str) -> list[bool]:
-        return [ok for s, ok in named if s == source]
+    def source_figures(source: str, own: float | None) -> dict:
+        mine = [ok for s, ok in named if s == source]
+        return {"accuracy": _rate(sum(mine), len(mine)), "n": len(mine), "min_confidence": own}
 
     return {
         "accuracy": _rate(sum(ok for _, ok in named), len(named)),
         "n": len(named), "n_typed": len(typed), "min_confidence": threshold,
         "types_seen": dict(sorted(types_seen.items())),
-        "by_source": {source: {"accuracy": _rate(sum(named_of(source)), len(named_of(source))),
-                               "n": len(named_of(source)), "min_confidence": own}
-                      for source, own in by_source.items()},
+        "by_source": {source: source_figures(source, own) for source, own in by_source.items()},
     }
 
 

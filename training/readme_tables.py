@@ -21,15 +21,6 @@ def pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f} %"
 
 
-def _bound_words(g: dict) -> str:
-    """How sure the typer gate had to be: tables fitted before the bound was used have no level."""
-    level = g.get("typer_confidence_level")
-    if level is None:
-        return ""
-    return (f" (the lower end of its {pct(level)} Wilson interval, in the cell and in each source with ≥ "
-            f"{g['min_slices']} typed slices there)")
-
-
 def _served_table(served: dict, key: str, label) -> list[str]:
     lines = ["| cell | slices (tumour / healthy) | tumour | no tumour | inconclusive | not MRI | false reassurance | "
              "healthy called tumour | type right when named (n) | coverage |",
@@ -79,7 +70,9 @@ def render(results: dict, without_lgg: dict | None) -> str:
             f"models' answer; {g['n_unsure_kind']} had an unsure kind): \"no tumour\" is given only where the "
             f"detector's sensitivity is ≥ {pct(g['min_detector_sensitivity'])}, a type is named only from the typer "
             f"confidence at which it was right on ≥ {pct(g['min_typer_accuracy'])} of ≥ {g['min_slices']} named "
-            f"slices{_bound_words(g)}, and only where every tumour type had ≥ {g['min_per_type']} slices; \"tumour\" is said only from "
+            f"slices (the lower end of its {pct(g['typer_confidence_level'])} Wilson interval, in the cell and in "
+            f"each source with ≥ {g['min_slices']} typed slices there), and only where every tumour type had ≥ "
+            f"{g['min_per_type']} slices; \"tumour\" is said only from "
             f"the detector probability at which ≤ {pct(g.get('max_healthy_called_tumour'))} of the cell's healthy slices "
             f"heard it (where it had ≥ {g['min_slices']}). Gates are per cell "
             f"(sequence × plane); the per-sequence and per-plane rows are for reading.", "",
