@@ -653,7 +653,7 @@ def _read_chat_set(name: str) -> list[dict]:
 def test_the_net_adds_emergencies_the_rules_miss_and_takes_none_away(router):
     """On a set the net never trained on, it catches emergencies the rules let through; every rule flag stays."""
     items = _read_chat_set("red_flags_holdout2")
-    by_rules = [router.safety._ruled(i["text"]) is not None for i in items]
+    by_rules = [router.safety.ruled(i["text"]) is not None for i in items]
     by_layer = [router.safety.check(i["text"], i["lang"]) is not None for i in items]
     assert router.safety.net is not None
     assert all(layer for ruled, layer in zip(by_rules, by_layer) if ruled)
@@ -667,7 +667,7 @@ def test_the_net_adds_few_false_alarms_on_ordinary_questions(router):
 
     def added(name: str) -> list[str]:
         return [i["text"] for i in _read_chat_set(name)
-                if router.safety._ruled(i["text"]) is None and router.safety.check(i["text"], i["lang"]) is not None]
+                if router.safety.ruled(i["text"]) is None and router.safety.check(i["text"], i["lang"]) is not None]
 
     pooled = [name for name in ORDINARY_SETS if name not in ON_THEIR_OWN]
     alarms = [text for name in pooled for text in added(name)]
@@ -691,13 +691,13 @@ FIGURES_OF_SPEECH = [
 
 @pytest.mark.parametrize("text", FIGURES_OF_SPEECH)
 def test_figures_of_speech_and_denials_raise_no_alarm(safety, text):
-    assert safety._ruled(text) is None, text
+    assert safety.ruled(text) is None, text
 
 
 def test_typo_repair_leaves_real_words_near_a_rule_word_alone(safety):
     assert safety.repair.text("fainting") == "fainting"  # not "fitting" (a seizure word)
     assert safety.repair.text("mandarme") == "mandarme"  # not "matarme"
-    assert safety._ruled("is fainting the same as a seizure?") is None
+    assert safety.ruled("is fainting the same as a seizure?") is None
 
 
 @pytest.mark.parametrize("flag,text", [
@@ -725,7 +725,7 @@ def test_typo_repair_leaves_real_words_near_a_rule_word_alone(safety):
     (RedFlag.NOT_BREATHING, "is it true that blue lips mean no oxygen? my son's lips are blue"),
 ])
 def test_warning_signs_the_development_sets_showed_missing_are_caught(safety, flag, text):
-    assert safety._ruled(text) == flag, text
+    assert safety.ruled(text) == flag, text
 
 
 def test_the_nets_guess_is_calmed_by_what_calms_the_rules(router):
@@ -759,7 +759,7 @@ def test_the_nets_breathing_guess_is_calmed_only_as_the_breathing_rules_are(safe
     "feeling really down since the diagnosis, but I'm not thinking of hurting myself, just sad",
 ])
 def test_past_events_curiosity_and_denials_raise_no_alarm(safety, text):
-    assert safety._ruled(text) is None, text
+    assert safety.ruled(text) is None, text
 
 
 def test_typo_repair_breaks_ties_the_same_way_in_every_process():

@@ -63,7 +63,9 @@ def score_red_flags(router, items: list[dict]) -> dict:
     replies = [router.answer(i["text"]) for i in items]
     hits = [r.kind == "emergency" for r in replies]
     crisis = [r.intent == "crisis" for r, i in zip(replies, items) if i.get("category") == "self_harm"]
-    return {"n": len(items), "recall": _share(hits), "by_category": _grouped(items, hits, "category"),
+    ruled = [router.safety.ruled(i["text"]) is not None for i in items]
+    return {"n": len(items), "recall": _share(hits), "rules_alone": _share(ruled),
+            "by_category": _grouped(items, hits, "category"),
             "by_lang": _grouped(items, hits, "lang"), "self_harm_given_crisis_lines": _share(crisis),
             "missed": [i["text"] for i, h in zip(items, hits) if not h]}
 

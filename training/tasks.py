@@ -120,6 +120,9 @@ TASKS: dict[str, ImageTask] = {
         tta="hflip",
         patience=6,
         # size=160 was tried with the single-task recipe: 93.3 % validation accuracy vs 95.8 % at 128 px.
+        # A trunk of its own (GROUPS "typer": ("typer",), 3 386 s) was tried and not kept: on clean validation
+        # 85.6 vs 86.4 % (public 90.9 vs 91.0 %, LGG 82.6 vs 83.7 %), and its "no tumour" vetoed more visible
+        # tumours (T1 axial told "tumour" 57.7 vs 65.6 %, FLAIR 54.6 vs 76.1 %).
     ),
     # The mean with the mirrored slice: on validation 88.2 → 89.0 % of LGG slices and 96.7 → 97.6 % of the
     # labelled public ones (sequence model bafb076413cf). A 192-px input was tried and not kept: 87.5 % of LGG

@@ -120,7 +120,8 @@ class SafetyLayer:
             return set()
         return {normal, self.repair.text(normal), self.repair.text(self._texting(normal))}
 
-    def _ruled(self, text: str) -> RedFlag | None:
+    def ruled(self, text: str) -> RedFlag | None:
+        """The rules' own flag, without the net: evaluation reports it beside recall, to show what the net adds."""
         return self._ruled_on(self._candidates(text))
 
     def _ruled_on(self, candidates: set[str]) -> RedFlag | None:
