@@ -28,7 +28,7 @@ CARD = REPO / "models" / "cards" / "chat" / "metrics.json"
 # The blind pairs (red_flags_<pair>.json, ordinary_<pair>.json), in the order they were written. Each became a
 # development set once scored; what each scored is in the README's chat table and CHANGELOG.md. The newest pair
 # (NEWEST_PAIR, still to be written) is scored once, with --holdout.
-BLIND_PAIRS = ("holdout", *(f"holdout{k}" for k in range(2, 35)))
+BLIND_PAIRS = ("holdout", *(f"holdout{k}" for k in range(2, 36)))
 NEWEST_PAIR = BLIND_PAIRS[-1]
 
 
